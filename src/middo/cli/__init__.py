@@ -1,0 +1,1 @@
+"""The `middo` command line (Typer): one module per command group."""

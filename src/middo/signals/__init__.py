@@ -1,0 +1,1 @@
+"""The three signals: complexity (loss), diversity (kNN), quality (judge)."""
