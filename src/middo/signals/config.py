@@ -1,3 +1,80 @@
 """Params sections of the three signal stages: `score`, `cluster`, `judge`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from middo.config import check
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Section `score`: per-sample losses under M0 and Mr, and prompt embeddings under Mr (one pass)."""
+
+    token_budget: int = 8192
+    """Padded tokens per forward batch (batch size x longest sample); lower it if memory runs out."""
+    reuse_base: bool = True
+    """Reuse `loss_pre` by id from `--reuse` (the previous round's scores) when the base model is the same."""
+
+    def __post_init__(self) -> None:
+        check(self.token_budget >= 16, f"score.token_budget = {self.token_budget}; use at least 16 tokens")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Section `cluster`: k nearest neighbours by cosine (faiss, self excluded) and k-means cluster ids.
+
+    Exact inner-product search up to `exact_max` rows; beyond it an IVF index (`nlist` lists, `nprobe` probed per
+    query) whose recall@k is measured against exact search on `recall_queries` random rows.
+    """
+
+    k: int = 10
+    """Neighbours per sample; `knn_sim` is the mean cosine to them. Clipped to N-1 (with a warning) on tiny sets."""
+    exact_max: int = 100_000
+    """Largest N searched exactly (flat index, O(N^2 d) work); above it the IVF index is used."""
+    nlist: int = 0
+    """IVF lists; 0 picks about 4*sqrt(N) (rounded to a power of two)."""
+    nprobe: int = 16
+    """IVF lists scanned per query: higher gives better recall, proportionally slower search."""
+    recall_queries: int = 1000
+    """Random rows whose approximate neighbours are checked against exact search (recall@k in the metrics)."""
+    n_clusters: int = 0
+    """k-means clusters for reports; 0 picks about sqrt(N/2), at most 1024."""
+    seed: int = 0
+    """Seed of the recall sample, of the IVF and k-means training samples and of k-means."""
+
+    def __post_init__(self) -> None:
+        check(self.k >= 1, f"cluster.k = {self.k}; use 1 or more neighbours")
+        check(self.exact_max >= 0, f"cluster.exact_max = {self.exact_max}; use 0 or more rows")
+        check(self.nlist >= 0, f"cluster.nlist = {self.nlist}; use 0 (automatic) or a positive number of lists")
+        check(self.nprobe >= 1, f"cluster.nprobe = {self.nprobe}; use 1 or more lists per query")
+        check(self.recall_queries >= 1, f"cluster.recall_queries = {self.recall_queries}; use 1 or more rows")
+        check(self.n_clusters >= 0, f"cluster.n_clusters = {self.n_clusters}; use 0 (automatic) or more clusters")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Section `judge`: six 0-10 ratings per sample; `quality` is their mean.
+
+    Modes: `logits` (expected score from the round model's next-token distribution, no generation),
+    `generate` (greedy reply of the round model, strictly parsed), `openai` (the endpoint of the `teacher`
+    section as judge: expected score from returned logprobs, else the parsed reply).
+    """
+
+    mode: Literal["logits", "generate", "openai"] = "logits"
+    """How ratings are obtained: `logits`, `generate` or `openai` (see the class docstring)."""
+    token_budget: int = 8192
+    """Tokens per local forward batch, counting the shared prefix once and each of the six questions."""
+    max_new_tokens: int = 8
+    """Reply length in `generate` and `openai` modes; a rating needs only a few tokens."""
+    top_logprobs: int = 20
+    """`openai` mode: alternatives per reply token to ask for (servers cap it, OpenAI at 20)."""
+    min_score_mass: float = 0.0
+    """`logits` mode: a rating whose score tokens get less probability than this is NaN (0 keeps every rating)."""
+
+    def __post_init__(self) -> None:
+        check(self.token_budget >= 64, f"judge.token_budget = {self.token_budget}; use at least 64 tokens")
+        check(self.max_new_tokens >= 1, f"judge.max_new_tokens = {self.max_new_tokens}; use 1 or more")
+        check(0 <= self.top_logprobs <= 20, f"judge.top_logprobs = {self.top_logprobs}; use 0 to 20")
+        check(0 <= self.min_score_mass < 1, f"judge.min_score_mass = {self.min_score_mass}; use a value in [0, 1)")

@@ -1,0 +1,130 @@
+"""One forward pass per batch: per-sample assistant-token NLL and the prompt embedding, from the same states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from middo.model.batching import budget_batches, pad_right
+from middo.model.encode import Encoded, encode_chat, ensure_chat_template
+
+LM_HEAD_CHUNK = 4096  # rows of hidden states sent through lm_head at once: bounds the [rows, vocab] logits
+
+
+@dataclass
+class ForwardResult:
+    """Per-sample results in the input order (`ids[i]` is the sample of row i)."""
+
+    ids: list[str]
+    loss: np.ndarray  # float64 [N]: mean NLL over assistant tokens (NaN if a sample has none left)
+    n_tokens: np.ndarray  # int64 [N]: assistant tokens scored
+    embeddings: np.ndarray | None  # float32 [N, d]: mean last-layer hidden state over prompt tokens
+    truncated: int  # samples cut to fit the context
+    truncated_mask: np.ndarray  # bool [N]: which samples were cut
+
+
+def context_length(model: PreTrainedModel, max_length: int | None = None) -> int:
+    """`max_length` if given, else the model's position limit."""
+    limit = getattr(model.config, "max_position_embeddings", None) or 2048
+    return min(max_length, limit) if max_length else limit
+
+
+def body_and_head(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The transformer body (returns last-layer states only) and the output projection."""
+    return getattr(model, model.base_model_prefix), model.get_output_embeddings()
+
+
+def encode_samples(
+    tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict], max_length: int, chat_template: str | None = None
+) -> list[Encoded]:
+    """Tokenise samples (dicts with `id` and `messages`) with the chat template."""
+    ensure_chat_template(tokenizer, chat_template)
+    return [encode_chat(tokenizer, sample["id"], list(sample["messages"]), max_length) for sample in samples]
+
+
+def token_nll(head: torch.nn.Module, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """NLL of each label from its state, in fp32, through lm_head in chunks of rows."""
+    pieces = [
+        F.cross_entropy(head(states[i : i + LM_HEAD_CHUNK]).float(), labels[i : i + LM_HEAD_CHUNK], reduction="none")
+        for i in range(0, len(labels), LM_HEAD_CHUNK)
+    ]
+    return torch.cat(pieces) if pieces else torch.zeros(0, device=states.device)
+
+
+@torch.inference_mode()
+def forward_batch(model: PreTrainedModel, batch: list[Encoded], pad_id: int, embed: bool):
+    """(nll sums [B], token counts [B], prompt embeddings [B, d] or None) for one padded batch."""
+    body, head = body_and_head(model)
+    device = next(model.parameters()).device
+    ids = pad_right([row.input_ids for row in batch], pad_id).to(device)
+    attention = pad_right([[1] * len(row) for row in batch], 0).to(device)
+    hidden = body(input_ids=ids, attention_mask=attention).last_hidden_state
+    # token t is predicted from the state at t-1: score only assistant targets, so lm_head sees few rows
+    targets = pad_right([row.assistant_mask for row in batch], False).to(device)[:, 1:]
+    rows, cols = targets.nonzero(as_tuple=True)
+    states = hidden[:, :-1][rows, cols]
+    labels = ids[:, 1:][rows, cols]
+    nll = token_nll(head, states, labels)
+    sums = torch.zeros(len(batch), dtype=torch.float64, device=device).index_add_(0, rows, nll.double())
+    counts = torch.bincount(rows, minlength=len(batch))
+    vectors = None
+    if embed:
+        prompt_lens = torch.tensor([row.prompt_len for row in batch], device=device)
+        in_prompt = torch.arange(ids.shape[1], device=device)[None, :] < prompt_lens[:, None]
+        summed = (hidden.float() * in_prompt[..., None]).sum(dim=1)
+        vectors = summed / prompt_lens.clamp(min=1)[:, None]
+    return sums.cpu(), counts.cpu(), None if vectors is None else vectors.cpu()
+
+
+def score_forward(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    samples: Sequence[dict],
+    token_budget: int,
+    embed: bool = True,
+    max_length: int | None = None,
+    chat_template: str | None = None,
+    progress: bool = True,
+) -> ForwardResult:
+    """Mean assistant-token NLL per sample and (if `embed`) the prompt embedding, from one pass.
+
+    Samples are sorted by length and batched under `token_budget` tokens (batch size x longest); results come
+    back in the input order. Samples longer than the context lose prompt tokens from the left (counted).
+    """
+    encoded = encode_samples(tokenizer, samples, context_length(model, max_length), chat_template)
+    n = len(encoded)
+    loss = np.full(n, np.nan, dtype=np.float64)
+    n_tokens = np.zeros(n, dtype=np.int64)
+    embeddings = np.zeros((n, model.config.hidden_size), dtype=np.float32) if embed else None
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = budget_batches([len(row) for row in encoded], token_budget)
+    with tqdm(total=sum(map(len, encoded)), desc="forward", unit="tok", disable=not progress) as bar:
+        for batch in batches:
+            sums, counts, vectors = forward_batch(model, [encoded[i] for i in batch], pad_id, embed)
+            for slot, index in enumerate(batch):
+                n_tokens[index] = int(counts[slot])
+                if counts[slot]:
+                    loss[index] = float(sums[slot]) / int(counts[slot])
+                if embeddings is not None:
+                    embeddings[index] = vectors[slot].numpy()
+            bar.update(sum(len(encoded[i]) for i in batch))
+    truncated_mask = np.array([row.truncated for row in encoded], dtype=bool)
+    return ForwardResult(
+        ids=[row.id for row in encoded],
+        loss=loss,
+        n_tokens=n_tokens,
+        embeddings=embeddings,
+        truncated=int(truncated_mask.sum()),
+        truncated_mask=truncated_mask,
+    )
+
+
+def nll_forward(model, tokenizer, samples, token_budget, **kwargs) -> ForwardResult:
+    """Loss-only pass (no embeddings): per-sample mean assistant-token NLL, e.g. under the base model."""
+    return score_forward(model, tokenizer, samples, token_budget, embed=False, **kwargs)

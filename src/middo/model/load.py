@@ -1,0 +1,72 @@
+"""Load a causal LM and its tokenizer: a local dir, a hub id, or a GGUF file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from middo.errors import InputError
+from middo.log import get_logger
+
+log = get_logger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`device` if given, else CUDA when available, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto` is bf16 on GPU and fp32 on CPU (bf16 matmuls on CPU are far slower)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; use auto, float32 or bfloat16")
+    return DTYPES[dtype]
+
+
+def split_gguf(name_or_path: str | Path, gguf_file: str | None) -> tuple[str, str | None]:
+    """Accept either (dir, file name) or a direct path to a .gguf file."""
+    text = str(name_or_path)
+    if gguf_file is None and text.endswith(".gguf"):
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(f"{path}: GGUF file not found")
+        return str(path.parent), path.name
+    return text, gguf_file
+
+
+def load_model(
+    name_or_path: str | Path,
+    gguf_file: str | None = None,
+    device: str | None = None,
+    dtype: str = "auto",
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load `(model, tokenizer)` in eval mode on `device` with `dtype`.
+
+    `name_or_path` is a local model dir, a hub id, or a `.gguf` file (or a dir plus `gguf_file`). GGUF weights
+    are dequantised on every load (slow): convert once with `middo model convert-gguf GGUF --output DIR`.
+    """
+    source, gguf_file = split_gguf(name_or_path, gguf_file)
+    target = pick_device(device)
+    torch_dtype = pick_dtype(dtype, target)
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra)
+    except OSError as exc:
+        raise InputError(
+            f"cannot load model {source!r}{f' ({gguf_file})' if gguf_file else ''}: {exc}; pass a local model dir "
+            "(see `middo model init`), a hub id available offline, or a .gguf file"
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # padding positions are always masked out
+    model.to(target).eval()
+    log.info("loaded %s%s on %s as %s", source, f"/{gguf_file}" if gguf_file else "", target, torch_dtype)
+    return model, tokenizer

@@ -1,0 +1,161 @@
+"""`build_pipeline(rounds, params) -> dict`: the unrolled DAG of DESIGN.md section 1, as a dvc.yaml mapping.
+
+Pure: no I/O, same input -> same output, stages in execution order. Stage names are `<kind>-<round>` (DVC allows
+only letters, digits, `_` and `-` in a name; `train@1` is reserved for `foreach`). The teacher request cache
+(`.middo-cache/`) is deliberately not an output, so `dvc repro` never deletes it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from middo.config import section
+from middo.errors import ConfigError
+from middo.pipeline.config import LoopConfig
+from middo.pipeline.specs import STAGE_SPECS, config_class, stage_param_keys
+
+DEMO_BASE = "models/base"
+"""When `model.base` is this path, the pipeline builds it with the `pretrain` stage (the offline demo)."""
+EVAL_DATA = "data/eval.parquet"
+
+
+def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | None = "src/middo") -> dict:
+    """The dvc.yaml mapping for rounds 1..`rounds` plus `train`/`eval` of the final model.
+
+    `params` is the loaded params.yaml; `package_dir` is where the library sources live relative to the
+    project (their packages become code deps), or None in a project that uses an installed middo.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds = {rounds!r}; pass a whole number of 1 or more (params.yaml: loop.rounds)")
+    loop = section(LoopConfig, params, "loop")
+    data = section(config_class("middo.data.config:DataConfig"), params, "data")
+    base = _base_model(params)
+    builder = _Builder(package_dir, base)
+    stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
+    if base == DEMO_BASE:
+        stages["pretrain"] = builder.pretrain(loop)
+    for r in range(1, rounds + 1):
+        stages[f"train-{r}"] = builder.train(r)
+        stages[f"score-{r}"] = builder.score(r)
+        stages[f"cluster-{r}"] = builder.cluster(r)
+        stages[f"judge-{r}"] = builder.judge(r)
+        stages[f"select-{r}"] = builder.select(r)
+        stages[f"refine-{r}"] = builder.refine(r)
+        stages[f"eval-{r}"] = builder.eval(r)
+    stages[f"train-{rounds + 1}"] = builder.train(rounds + 1)
+    stages[f"eval-{rounds + 1}"] = builder.eval(rounds + 1)
+    return {"stages": stages}
+
+
+def _base_model(params: dict[str, Any]) -> str:
+    model = section(config_class("middo.model.config:ModelConfig"), params, "model")
+    base = getattr(model, "base", None)
+    if not base:
+        raise ConfigError("params.yaml: model.base is empty; set it to `models/base` (demo), a local path or a hub id")
+    return base
+
+
+def looks_like_hub_id(spec: str) -> bool:
+    """`owner/name[:split]`, not a data file nor under `data/`, `.` or `/`: a hub dataset, tracked by its param only.
+
+    A local `save_to_disk` directory should live under `data/` so that it is recognised as a file dep.
+    """
+    name = spec.rsplit(":", 1)[0]
+    is_file = name.lower().endswith((".json", ".jsonl", ".ndjson", ".parquet"))
+    return name.count("/") == 1 and not is_file and not name.startswith((".", "/", "data/"))
+
+
+def dataset(r: int) -> str:
+    """The dataset file D(r) (D(0) is the ingested seed set)."""
+    return f"data/r{r}/dataset.parquet"
+
+
+class _Builder:
+    """Makes one stage mapping per call; holds what every stage shares (code dir, base model)."""
+
+    def __init__(self, package_dir: str | None, base: str):
+        self.package_dir = package_dir
+        self.base = base
+        self.base_deps = [base] if base == DEMO_BASE else []
+
+    def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list[str], plots=()) -> dict:
+        code = [f"stages/{kind}.py"]
+        if self.package_dir:
+            code += [f"{self.package_dir}/{package}" for package in STAGE_SPECS[kind].packages]
+        stage: dict[str, Any] = {
+            "cmd": shlex.join(["python", "-m", f"stages.{kind}", *args]),
+            "deps": code + deps,
+            "params": stage_param_keys(kind),
+        }
+        if outs:
+            stage["outs"] = outs
+        stage["metrics"] = [{path: {"cache": False}} for path in metrics]
+        if plots:
+            stage["plots"] = [{path: {"cache": False}} for path in plots]
+        return stage
+
+    def prepare(self, seed: list[str], eval_input: str) -> dict:
+        args = ["--input", *seed, "--eval-input", eval_input, "--output", dataset(0)]
+        args += ["--eval-output", EVAL_DATA, "--metrics", "data/r0/prepare.json"]
+        deps = [spec for spec in [*seed, eval_input] if not looks_like_hub_id(spec)]
+        return self._stage("prepare", args, deps, [dataset(0), EVAL_DATA], ["data/r0/prepare.json"])
+
+    def pretrain(self, loop: LoopConfig) -> dict:
+        args = ["--texts", loop.corpus, "--output", DEMO_BASE, "--metrics", f"{DEMO_BASE}.json"]
+        return self._stage("pretrain", args, [loop.corpus], [DEMO_BASE], [f"{DEMO_BASE}.json"])
+
+    def train(self, r: int) -> dict:
+        out, log = f"data/r{r}", f"data/r{r}/train_log.csv"
+        args = ["--data", dataset(r - 1), "--base", self.base, "--output", f"models/r{r}"]
+        args += ["--metrics", f"{out}/train.json", "--log", log]
+        deps = [dataset(r - 1), *self.base_deps]
+        return self._stage("train", args, deps, [f"models/r{r}"], [f"{out}/train.json"], [log])
+
+    def score(self, r: int) -> dict:
+        out = f"data/r{r}"
+        args = ["--data", dataset(r - 1), "--base", self.base, "--model", f"models/r{r}"]
+        args += ["--output", f"{out}/scores.parquet", "--embeddings", f"{out}/embeddings"]
+        args += ["--metrics", f"{out}/score.json"]
+        deps = [dataset(r - 1), *self.base_deps, f"models/r{r}"]
+        if r > 1:
+            args += ["--reuse", f"data/r{r - 1}/scores.parquet"]
+            deps.append(f"data/r{r - 1}/scores.parquet")
+        outs = [f"{out}/scores.parquet", f"{out}/embeddings"]
+        return self._stage("score", args, deps, outs, [f"{out}/score.json"])
+
+    def cluster(self, r: int) -> dict:
+        out = f"data/r{r}"
+        args = ["--embeddings", f"{out}/embeddings", "--output", f"{out}/knn.parquet"]
+        args += ["--metrics", f"{out}/cluster.json"]
+        return self._stage("cluster", args, [f"{out}/embeddings"], [f"{out}/knn.parquet"], [f"{out}/cluster.json"])
+
+    def judge(self, r: int) -> dict:
+        out = f"data/r{r}"
+        args = ["--data", dataset(r - 1), "--model", f"models/r{r}", "--output", f"{out}/ratings.parquet"]
+        args += ["--metrics", f"{out}/judge.json", "--plot", f"{out}/judge_hist.csv"]
+        deps = [dataset(r - 1), f"models/r{r}"]
+        outs, plots = [f"{out}/ratings.parquet"], [f"{out}/judge_hist.csv"]
+        return self._stage("judge", args, deps, outs, [f"{out}/judge.json"], plots)
+
+    def select(self, r: int) -> dict:
+        out = f"data/r{r}"
+        tables = [f"{out}/scores.parquet", f"{out}/knn.parquet", f"{out}/ratings.parquet"]
+        args = ["--data", dataset(r - 1), "--scores", tables[0], "--knn", tables[1], "--ratings", tables[2]]
+        args += ["--output", f"{out}/flags.parquet", "--metrics", f"{out}/select.json"]
+        args += ["--plot", f"{out}/select_hist.csv"]
+        deps = [dataset(r - 1), *tables]
+        plots = [f"{out}/select_hist.csv"]
+        return self._stage("select", args, deps, [f"{out}/flags.parquet"], [f"{out}/select.json"], plots)
+
+    def refine(self, r: int) -> dict:
+        out = f"data/r{r}"
+        inputs = [f"{out}/flags.parquet", f"{out}/knn.parquet", f"{out}/embeddings", f"models/r{r}"]
+        args = ["--data", dataset(r - 1), "--flags", inputs[0], "--knn", inputs[1], "--embeddings", inputs[2]]
+        args += ["--model", inputs[3], "--round", str(r), "--output", dataset(r), "--metrics", f"{out}/refine.json"]
+        deps = [dataset(r - 1), *inputs]
+        return self._stage("refine", args, deps, [dataset(r)], [f"{out}/refine.json"])
+
+    def eval(self, r: int) -> dict:
+        args = ["--model", f"models/r{r}", "--data", EVAL_DATA, "--metrics", f"data/r{r}/eval.json"]
+        return self._stage("eval", args, [f"models/r{r}", EVAL_DATA], [], [f"data/r{r}/eval.json"])

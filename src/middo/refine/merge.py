@@ -1,0 +1,89 @@
+"""Merge accepted children into D(r) with lineage; kept parents record what was tried on them this round."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import polars as pl
+
+from middo.data.schema import SAMPLE_SCHEMA, sample_id
+from middo.refine.operations import REPLACING_OPS, Attempt
+
+PARENT_ONLY_META = ("answer", "item", "planted", "refine")
+"""Parent meta keys that describe the parent's exact content (its checkable answer, its structured task, its
+planted defects, its own refine record): not carried to a child, whose content differs."""
+
+
+def child_meta(parent_meta: str | None, attempt: Attempt, round_number: int) -> str:
+    """The parent's meta minus content-bound keys, plus a `refine` record (op, parent, round, gate scores)."""
+    meta = _load(parent_meta)
+    meta = {key: value for key, value in meta.items() if key not in PARENT_ONLY_META}
+    meta["refine"] = {"op": attempt.task.op, "parent": attempt.task.parent, "round": round_number,
+                      "variant": attempt.task.variant, "gate": finite(attempt.scores)}
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def kept_meta(meta: str | None, attempts: list[Attempt], round_number: int) -> str:
+    """A kept parent's meta with this round's attempts on it (outcome and reason) under `refine`."""
+    loaded = _load(meta)
+    loaded["refine"] = {"round": round_number, "attempts": [attempt_summary(a) for a in attempts]}
+    return json.dumps(loaded, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def attempt_summary(attempt: Attempt) -> dict:
+    """op, outcome, where it ended, why, and the child's id if there is one."""
+    child = sample_id(attempt.child) if attempt.child else None
+    return {"op": attempt.task.op, "variant": attempt.task.variant, "outcome": attempt.outcome,
+            "phase": attempt.phase, "reason": attempt.reason, "child": child}
+
+
+def merge_round(previous: pl.DataFrame, attempts: list[Attempt], round_number: int) -> pl.DataFrame:
+    """D(r): D(r-1) in order, a replaced parent's row taken by its child, added children right after their parent."""
+    position = {row_id: index for index, row_id in enumerate(previous["id"].to_list())}
+    source = dict(zip(previous["id"].to_list(), previous["source"].to_list(), strict=True))
+    meta = dict(zip(previous["id"].to_list(), previous["meta"].to_list(), strict=True))
+    children, replaced, tried = [], set(), {}
+    for order, attempt in enumerate(attempts):
+        parent = attempt.task.parent
+        if attempt.outcome == "accepted":
+            replacing = attempt.task.op in REPLACING_OPS
+            if replacing:
+                replaced.add(parent)
+            children.append({
+                "id": sample_id(attempt.child), "messages": attempt.child, "source": source[parent],
+                "round": round_number, "parent": parent, "op": attempt.task.op,
+                "meta": child_meta(meta[parent], attempt, round_number),
+                "_pos": position[parent], "_sub": 0 if replacing else 1 + order,
+            })
+        tried.setdefault(parent, []).append(attempt)
+    updates = {p: kept_meta(meta[p], tried[p], round_number) for p in tried if p not in replaced}
+    kept = (
+        previous.with_row_index("_pos").filter(~pl.col("id").is_in(list(replaced)))
+        .with_columns(pl.col("_pos").cast(pl.Int64), pl.lit(0, dtype=pl.Int64).alias("_sub"),
+                      pl.col("id").replace_strict(updates, default=pl.col("meta"), return_dtype=pl.Utf8).alias("meta"))
+    )
+    added = pl.DataFrame(children, schema={**SAMPLE_SCHEMA, "_pos": pl.Int64, "_sub": pl.Int64})
+    merged = pl.concat([kept.select(added.columns), added]).sort("_pos", "_sub")
+    return merged.drop("_pos", "_sub")
+
+
+def attempts_table(attempts: list[Attempt], round_number: int) -> pl.DataFrame:
+    """One row per attempt (the refine log): parent, op, outcome, phase, reason, child id, gate scores as JSON."""
+    rows = [{**attempt_summary(a), "parent": a.task.parent, "round": round_number,
+             "scores": json.dumps(finite(a.scores), sort_keys=True, default=str)} for a in attempts]
+    schema = {"parent": pl.Utf8, "op": pl.Utf8, "variant": pl.Int64, "outcome": pl.Utf8, "phase": pl.Utf8,
+              "reason": pl.Utf8, "child": pl.Utf8, "round": pl.Int64, "scores": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema).select(list(schema))
+
+
+def finite(scores: dict) -> dict:
+    """Scores with NaN/inf as None, so the JSON stays valid."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in scores.items()}
+
+
+def _load(meta: str | None) -> dict:
+    if not meta:
+        return {}
+    loaded = json.loads(meta)
+    return loaded if isinstance(loaded, dict) else {"value": loaded}

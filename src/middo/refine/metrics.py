@@ -1,0 +1,42 @@
+"""refine.json: per operation requested, accepted, rejected by which check, teacher failures; tokens; D(r) counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from middo.refine.config import RefineConfig
+from middo.refine.gate import CHECKS
+from middo.refine.operations import Attempt
+
+OPS = ("simplify", "improve", "synthesize")
+
+
+def refine_metrics(attempts: list[Attempt], counts: dict[str, int], usage: dict, config: RefineConfig) -> dict:
+    """Counts per operation and in total, the teacher's token usage, and the sizes of D(r-1) and D(r)."""
+    per_op = {}
+    for op in OPS:
+        mine = [a for a in attempts if a.task.op == op]
+        outcomes = Counter(a.outcome for a in mine)
+        rejected = Counter(a.check for a in mine if a.outcome == "rejected")
+        failed = Counter(a.phase for a in mine if a.outcome == "teacher_error")
+        per_op[op] = {
+            "requested": len(mine),
+            "parents": len({a.task.parent for a in mine}),
+            "accepted": outcomes["accepted"],
+            "rejected": outcomes["rejected"],
+            "rejected_by": {check: rejected[check] for check in CHECKS},
+            "teacher_failures": outcomes["teacher_error"],
+            "teacher_failures_by_phase": {"prompt": failed["prompt"], "response": failed["response"]},
+            "unparsed": outcomes["unparsed"],
+        }
+    total = {key: sum(per_op[op][key] for op in OPS)
+             for key in ("requested", "accepted", "rejected", "teacher_failures", "unparsed")}
+    return {
+        "gate": config.gate,
+        "on_teacher_failure": config.on_teacher_failure,
+        "ops": per_op,
+        "total": total,
+        "dataset": {**counts, "before": counts["kept"] + counts["replaced"],
+                    "after": counts["kept"] + counts["replaced"] + counts["added"]},
+        "teacher_usage": usage,
+    }

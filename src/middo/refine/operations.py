@@ -1,0 +1,162 @@
+"""Plan the teacher operations of a round from its flags, and run them in two batched phases.
+
+hard → simplify; low quality and not hard → improve; sparse → synthesize (`synth_per_sample` each). Phase one asks
+the teacher for every new prompt in one `Teacher.complete` call, phase two for every response in one more call,
+so the teacher's concurrency is used. A failed call or an unparseable reply ends that attempt (the parent stays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from middo.data.schema import prompt_messages
+from middo.errors import InputError, MiddoError
+from middo.refine.config import RefineConfig
+from middo.refine.parse import extract_final
+from middo.refine.prompts import cut, prompt_text, respond_messages, rewrite_messages, synthesize_messages
+from middo.tables import join_by_id
+from middo.teacher import ChatReply, ChatRequest, Teacher
+
+REPLACING_OPS = ("simplify", "improve")
+"""Operations whose accepted child replaces its parent; `synthesize` adds a child and keeps the parent."""
+ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Task:
+    """One operation on one parent (`variant` numbers the synthesize requests of a parent)."""
+
+    parent: str
+    op: str
+    variant: int
+    messages: list[dict]
+    hints: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Unique name of the attempt: `op:parent:variant`."""
+        return f"{self.op}:{self.parent}:{self.variant}"
+
+
+@dataclass
+class Attempt:
+    """What became of a task: the child's messages, the outcome, and why."""
+
+    task: Task
+    outcome: str = "pending"
+    """`accepted`, `rejected` (by the gate), `teacher_error` (the call failed), `unparsed` (no usable marker)."""
+    phase: str | None = None
+    """Where it ended: `prompt`, `response` or `gate`."""
+    reason: str | None = None
+    check: str | None = None
+    """The gate check that rejected the child (see `middo.refine.gate.CHECKS`)."""
+    new_prompt: str | None = None
+    child: list[dict] | None = None
+    scores: dict = field(default_factory=dict)
+
+
+def plan_tasks(samples: pl.DataFrame, flags: pl.DataFrame, knn: pl.DataFrame, config: RefineConfig) -> list[Task]:
+    """Tasks in dataset order; flags and the neighbours table must cover the dataset's ids 1:1."""
+    table = join_by_id(samples.select("id", "messages"), flags.select("id", "hard", "sparse", "low_quality"),
+                       "dataset", "flags table")
+    table = samples.select("id").join(table, on="id", how="left", maintain_order="left")
+    neighbours = _neighbour_ids(samples, knn) if table["sparse"].any() else {}
+    messages_by_id = dict(zip(samples["id"].to_list(), samples["messages"].to_list(), strict=True))
+    tasks: list[Task] = []
+    for row in table.iter_rows(named=True):
+        messages = list(row["messages"])
+        if row["hard"]:
+            tasks.append(Task(row["id"], "simplify", 0, messages))
+        elif row["low_quality"]:
+            tasks.append(Task(row["id"], "improve", 0, messages))
+        if row["sparse"]:
+            near = neighbours[row["id"]][: config.max_hints]
+            hints = tuple(cut(prompt_text(list(messages_by_id[n])), config.hint_chars) for n in near)
+            tasks += [Task(row["id"], "synthesize", v, messages, hints) for v in range(config.synth_per_sample)]
+    return tasks
+
+
+def _neighbour_ids(samples: pl.DataFrame, knn: pl.DataFrame) -> dict[str, list[str]]:
+    table = join_by_id(samples.select("id"), knn.select("id", "neighbor_ids"), "dataset", "knn table")
+    known = set(samples["id"].to_list())
+    out = {}
+    for row in table.iter_rows(named=True):
+        missing = [n for n in row["neighbor_ids"] if n not in known]
+        if missing:
+            raise InputError(f"knn table: neighbours {missing[:3]} of {row['id']} are not in the dataset; "
+                             "re-run the score and cluster stages of this round")
+        out[row["id"]] = list(row["neighbor_ids"])
+    return out
+
+
+class TeacherFailure(MiddoError):
+    """Teacher calls failed and `refine.on_teacher_failure` is `fail`."""
+
+
+def prompt_request(task: Task, config: RefineConfig, temperature: float) -> ChatRequest:
+    """The phase-one request of a task: write the new prompt."""
+    if task.op == "synthesize":
+        messages = synthesize_messages(task.messages, list(task.hints), task.variant, config.synth_per_sample)
+    else:
+        messages = rewrite_messages(task.op, task.messages)
+    return ChatRequest(messages=messages, temperature=temperature, max_tokens=config.prompt_max_tokens, op=task.op)
+
+
+def response_request(attempt: Attempt, config: RefineConfig, temperature: float) -> ChatRequest:
+    """The phase-two request of a task: answer its new prompt."""
+    return ChatRequest(messages=respond_messages(attempt.new_prompt), temperature=temperature,
+                       max_tokens=config.response_max_tokens, op=f"{attempt.task.op}:respond")
+
+
+def run_teacher(tasks: list[Task], teacher: Teacher, config: RefineConfig, temperature: float) -> list[Attempt]:
+    """Both phases; every attempt comes back with a child or with the reason it has none.
+
+    With `on_teacher_failure: fail`, failed calls of a phase raise TeacherFailure before the next phase starts.
+    """
+    attempts = [Attempt(task) for task in tasks]
+    requests = [prompt_request(a.task, config, temperature) for a in attempts]
+    replies = teacher.complete(requests) if requests else []
+    for attempt, reply in zip(attempts, replies, strict=True):
+        attempt.new_prompt = _read(attempt, reply, "prompt")
+    _stop_on_failure(attempts, config, "prompt")
+    live = [a for a in attempts if a.new_prompt is not None]
+    replies = teacher.complete([response_request(a, config, temperature) for a in live]) if live else []
+    for attempt, reply in zip(live, replies, strict=True):
+        response = _read(attempt, reply, "response")
+        if response is not None:
+            attempt.child = child_messages(attempt.task.messages, attempt.new_prompt, response)
+    _stop_on_failure(attempts, config, "response")
+    return attempts
+
+
+def _stop_on_failure(attempts: list[Attempt], config: RefineConfig, phase: str) -> None:
+    failed = [a for a in attempts if a.outcome == "teacher_error" and a.phase == phase]
+    if failed and config.on_teacher_failure == "fail":
+        raise TeacherFailure(
+            f"{len(failed)} teacher calls of the {phase} phase failed (first: {failed[0].reason}); fix the teacher "
+            "endpoint and re-run (replies already received are cached), or set refine.on_teacher_failure: keep"
+        )
+
+
+def _read(attempt: Attempt, reply: ChatReply, phase: str) -> str | None:
+    if reply.error is not None or reply.text is None:
+        attempt.outcome, attempt.phase = "teacher_error", phase
+        attempt.reason = f"teacher call failed: {(reply.error or 'no text')[:ERROR_CHARS]}"
+        return None
+    parsed = extract_final(reply.text)
+    if parsed.failure:
+        attempt.outcome, attempt.phase = "unparsed", phase
+        attempt.reason = f"reply has no usable final marker ({parsed.failure})"
+    return parsed.text
+
+
+def child_messages(parent: list[dict], new_prompt: str, response: str) -> list[dict]:
+    """The parent's leading system turns, then the new prompt and its response."""
+    system = []
+    for message in prompt_messages(parent):
+        if message["role"] != "system":
+            break
+        system.append({"role": "system", "content": message["content"]})
+    return [*system, {"role": "user", "content": new_prompt}, {"role": "assistant", "content": response}]

@@ -1,0 +1,156 @@
+"""Flags by the σ-rule, by a budget, or at random with the σ-rule's counts; one reason string per flag.
+
+Every signal has a badness score (higher = worse) on the samples where its values are finite: `hard` uses
+min(z_pre, z_cur) (both losses high), `sparse` −z(knn_sim), `low_quality` −z(quality), with z = (x − μ)/σ over
+the finite values (population σ). The σ-rule flags score > m (written out on the raw values); a budget flags the
+worst fraction by score; the random control draws the σ-rule's count uniformly. NaN values never flag.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from middo.selection.config import SelectConfig
+
+SIGNALS = {"hard": "complexity", "sparse": "diversity", "low_quality": "quality"}
+"""Flag name -> signal name (the suffix of its `m_*` and `budget_*` params)."""
+COLUMNS = {"hard": ("loss_pre", "loss_cur"), "sparse": ("knn_sim",), "low_quality": ("quality",)}
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Population mean and std over the finite values of one column, and how many were NaN/missing."""
+
+    mean: float
+    std: float
+    n_nan: int
+
+
+@dataclass
+class FlagResult:
+    """One flag over all rows: the mask, a reason per flagged row, and the thresholds that decided it."""
+
+    mask: np.ndarray
+    reasons: list[str | None]
+    thresholds: dict[str, float]
+
+
+def column_stat(values: np.ndarray) -> Stat:
+    """μ and σ (ddof=0) over the finite values; NaN if there are none."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Stat(math.nan, math.nan, int(values.size))
+    return Stat(float(finite.mean()), float(finite.std(ddof=0)), int(values.size - finite.size))
+
+
+def zscore(values: np.ndarray, stat: Stat) -> np.ndarray:
+    """(x − μ)/σ; 0 where σ is 0 (nothing stands out), NaN where x is NaN."""
+    if not stat.std > 0:
+        return np.where(np.isfinite(values), 0.0, np.nan)
+    return (values - stat.mean) / stat.std
+
+
+def badness(flag: str, columns: dict[str, np.ndarray], stats: dict[str, Stat]) -> np.ndarray:
+    """Higher is worse; NaN where the flag cannot be decided."""
+    if flag == "hard":
+        pre, cur = (zscore(columns[name], stats[name]) for name in COLUMNS["hard"])
+        return np.minimum(pre, cur)
+    (name,) = COLUMNS[flag]
+    return -zscore(columns[name], stats[name])
+
+
+def sigma_flag(flag: str, m: float, columns: dict[str, np.ndarray], stats: dict[str, Stat]) -> FlagResult:
+    """The σ-rule on the raw values, with a reason naming each value and its threshold."""
+    names = COLUMNS[flag]
+    sign = 1.0 if flag == "hard" else -1.0  # losses flag high, similarity and quality flag low
+    thresholds = {name: stats[name].mean + sign * m * stats[name].std for name in names}
+    mask = np.ones(len(columns[names[0]]), dtype=bool)
+    for name in names:
+        values = np.nan_to_num(columns[name], nan=-sign * np.inf)  # NaN never passes a threshold
+        mask &= values > thresholds[name] if sign > 0 else values < thresholds[name]
+    op = ">" if sign > 0 else "<"
+    reasons = [
+        f"{flag}: " + " and ".join(f"{n} {columns[n][i]:.4g} {op} {thresholds[n]:.4g}" for n in names) if hit else None
+        for i, hit in enumerate(mask)
+    ]
+    return FlagResult(mask, reasons, thresholds)
+
+
+def budget_flag(flag: str, fraction: float, columns: dict[str, np.ndarray], stats: dict[str, Stat], ids) -> FlagResult:
+    """Flag round(fraction · n_finite) samples with the worst scores (ties broken by id)."""
+    score = badness(flag, columns, stats)
+    valid = np.flatnonzero(np.isfinite(score))
+    count = math.floor(fraction * valid.size + 0.5)
+    order = sorted(valid.tolist(), key=lambda i: (-score[i], ids[i]))[:count]
+    mask = np.zeros(score.size, dtype=bool)
+    mask[order] = True
+    cutoff = float(score[order[-1]]) if order else math.nan
+    thresholds = {"score_cutoff": cutoff}
+    if flag != "hard" and order:
+        (name,) = COLUMNS[flag]
+        thresholds[name] = float(columns[name][order].max())
+    label = f"in the worst {fraction:.0%} (score {{:.3g}} >= cutoff {cutoff:.3g})"
+    reasons = [
+        f"{flag}: {_values(flag, columns, i)} " + label.format(score[i]) if hit else None for i, hit in enumerate(mask)
+    ]
+    return FlagResult(mask, reasons, thresholds)
+
+
+def random_flag(flag: str, count: int, columns: dict[str, np.ndarray], stats: dict[str, Stat], seed: int):
+    """Flag `count` samples drawn uniformly (seeded) among those where the flag is decidable."""
+    score = badness(flag, columns, stats)
+    valid = np.flatnonzero(np.isfinite(score))
+    rng = np.random.default_rng([seed, list(SIGNALS).index(flag)])
+    chosen = rng.choice(valid, size=min(count, valid.size), replace=False) if valid.size else valid
+    mask = np.zeros(score.size, dtype=bool)
+    mask[chosen] = True
+    reasons = [
+        f"{flag}: {_values(flag, columns, i)} drawn at random ({count} to match the σ-rule count)" if hit else None
+        for i, hit in enumerate(mask)
+    ]
+    return FlagResult(mask, reasons, {})
+
+
+def _values(flag: str, columns: dict[str, np.ndarray], row: int) -> str:
+    return " and ".join(f"{name} {columns[name][row]:.4g}" for name in COLUMNS[flag])
+
+
+@dataclass
+class Selection:
+    """The flags table plus what the metrics and plots are made of."""
+
+    flags: pl.DataFrame
+    stats: dict[str, Stat]
+    thresholds: dict[str, dict[str, float]]
+    sigma_thresholds: dict[str, dict[str, float]]
+    columns: dict[str, np.ndarray]
+
+
+def select_flags(joined: pl.DataFrame, config: SelectConfig) -> Selection:
+    """Flag every row of `joined` (columns id, loss_pre, loss_cur, knn_sim, quality) as `config.mode` says."""
+    names = [name for group in COLUMNS.values() for name in group]
+    columns = {name: joined[name].cast(pl.Float64).fill_null(math.nan).to_numpy() for name in names}
+    stats = {name: column_stat(values) for name, values in columns.items()}
+    ids = joined["id"].to_list()
+    results, sigma = {}, {}
+    for flag, signal in SIGNALS.items():
+        rule = sigma_flag(flag, config.multiplier(signal), columns, stats)
+        sigma[flag] = rule.thresholds
+        if config.mode == "sigma":
+            results[flag] = rule
+        elif config.mode == "budget":
+            results[flag] = budget_flag(flag, config.budget(signal), columns, stats, ids)
+        else:
+            results[flag] = random_flag(flag, int(rule.mask.sum()), columns, stats, config.seed)
+    reasons = [[r.reasons[i] for r in results.values() if r.reasons[i]] for i in range(len(ids))]
+    flags = pl.DataFrame(
+        {"id": ids, **{flag: r.mask for flag, r in results.items()}, "reasons": reasons},
+        schema={"id": pl.Utf8, "hard": pl.Boolean, "sparse": pl.Boolean, "low_quality": pl.Boolean,
+                "reasons": pl.List(pl.Utf8)},
+    )
+    thresholds = {flag: r.thresholds for flag, r in results.items()}
+    return Selection(flags, stats, thresholds, sigma, columns)

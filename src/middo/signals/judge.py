@@ -1,0 +1,118 @@
+"""The judge stage: six 0-10 ratings per sample, `quality` = their mean; modes `logits`, `generate`, `openai`.
+
+A rating that cannot be read (an unparseable reply, a failed request, too little probability on the score
+tokens) is NaN and counted in the metrics; it never becomes 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from middo.data.schema import read_samples
+from middo.log import get_logger, write_metrics
+from middo.model.config import ModelConfig
+from middo.signals.config import JudgeConfig
+from middo.signals.judge_parse import MAX_SCORE, parse_rating
+from middo.signals.judge_prompts import ASPECTS
+from middo.tables import write_table
+
+log = get_logger(__name__)
+
+
+@dataclass
+class JudgeResult:
+    """The ratings table (dataset order) and the metrics."""
+
+    table: pl.DataFrame
+    metrics: dict
+
+
+def ratings_table(ids: list[str], ratings: np.ndarray) -> pl.DataFrame:
+    """`id`, the six ratings [N, 6] and `quality` (mean of the non-NaN ratings, NaN when all are NaN)."""
+    ratings = np.asarray(ratings, dtype=np.float64)
+    counts = np.isfinite(ratings).sum(axis=1)
+    quality = np.where(counts > 0, np.nansum(ratings, axis=1) / np.maximum(counts, 1), np.nan)
+    columns = {"id": pl.Series(ids, dtype=pl.Utf8)}
+    columns |= {aspect: pl.Series(ratings[:, j], dtype=pl.Float64) for j, aspect in enumerate(ASPECTS)}
+    columns["quality"] = pl.Series(quality, dtype=pl.Float64)
+    return pl.DataFrame(columns)
+
+
+def histogram(table: pl.DataFrame) -> pl.DataFrame:
+    """Counts per integer score bin 0-10 (ratings rounded) of every rating column and `quality`; NaN left out."""
+    out = {"score": list(range(MAX_SCORE + 1))}
+    for name in (*ASPECTS, "quality"):
+        values = table[name].to_numpy()
+        bins = np.rint(values[np.isfinite(values)]).astype(int)
+        out[name] = np.bincount(bins, minlength=MAX_SCORE + 1)[: MAX_SCORE + 1].tolist()
+    return pl.DataFrame(out)
+
+
+def _local_ratings(samples: list[dict], model_path: str | Path, model_cfg: ModelConfig, judge_cfg: JudgeConfig):
+    from middo.model.load import load_model
+    from middo.signals.judge_local import rate_local
+
+    model, tokenizer = load_model(model_path, device=model_cfg.device, dtype=model_cfg.dtype)
+    generate = judge_cfg.mode == "generate"
+    local = rate_local(model, tokenizer, samples, judge_cfg.token_budget, generate, judge_cfg.max_new_tokens,
+                       model_cfg.max_length, model_cfg.chat_template)
+    metrics = {"truncated": local.truncated}
+    if generate:
+        ratings = np.array([[parse_rating(reply) for reply in row] for row in local.replies], dtype=np.float64)
+        metrics["parse_failures"] = int(np.isnan(ratings).sum())
+        return ratings, metrics
+    ratings = np.where(local.mass >= judge_cfg.min_score_mass, local.scores, np.nan)
+    metrics |= {"score_mass_mean": float(local.mass.mean()) if local.mass.size else float("nan"),
+                "low_score_mass": int((local.mass < judge_cfg.min_score_mass).sum())}
+    return ratings, metrics
+
+
+def judge_samples(samples: list[dict], model_path: str | Path, model_cfg: ModelConfig, judge_cfg: JudgeConfig,
+                  teacher_cfg=None) -> JudgeResult:
+    """Rate `samples` (dicts with `id`, `messages`) with the configured judge."""
+    started = time.perf_counter()
+    if judge_cfg.mode == "openai":
+        from middo.signals.judge_openai import rate_openai
+
+        ratings, metrics = rate_openai(samples, teacher_cfg, judge_cfg)
+    else:
+        ratings, metrics = _local_ratings(samples, model_path, model_cfg, judge_cfg)
+    table = ratings_table([sample["id"] for sample in samples], ratings)
+    n_ratings = ratings.size
+    nan_ratings = int(np.isnan(ratings).sum())
+    metrics = {
+        "mode": judge_cfg.mode,
+        "samples": len(samples),
+        "ratings": n_ratings,
+        "nan_ratings": nan_ratings,
+        "nan_rate": nan_ratings / n_ratings if n_ratings else 0.0,
+        "nan_quality": int(table["quality"].is_nan().sum()),
+        **metrics,
+        "seconds": time.perf_counter() - started,
+    }
+    if "parse_failures" in metrics:
+        attempted = metrics.get("parsed_replies", n_ratings)
+        metrics["parse_failure_rate"] = metrics["parse_failures"] / attempted if attempted else 0.0
+    for name in (*ASPECTS, "quality"):
+        values = table[name].to_numpy()
+        metrics[f"{name}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    return JudgeResult(table, metrics)
+
+
+def run_judge(data: str | Path, model: str | Path, output: str | Path, metrics: str | Path, plot: str | Path,
+              model_cfg: ModelConfig, judge_cfg: JudgeConfig, teacher_cfg=None) -> JudgeResult:
+    """Read the dataset, rate it, write the ratings table, the metrics JSON and the histogram CSV."""
+    frame = read_samples(data)
+    result = judge_samples(frame.select("id", "messages").to_dicts(), model, model_cfg, judge_cfg, teacher_cfg)
+    write_table(result.table, output)
+    write_metrics(result.metrics, metrics)
+    Path(plot).parent.mkdir(parents=True, exist_ok=True)
+    histogram(result.table).write_csv(plot)
+    log.info("judged %d samples (%s mode) in %.1fs: %d NaN ratings", len(frame), judge_cfg.mode,
+             result.metrics["seconds"], result.metrics["nan_ratings"])
+    return result

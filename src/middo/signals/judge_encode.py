@@ -1,0 +1,87 @@
+"""Tokenise the six rating prompts of a sample as one shared prefix plus six short suffixes.
+
+The prefix is the longest common *token* prefix of the six full tokenisations, so prefix + suffix is exactly the
+tokenisation of each full prompt, whatever the tokenizer. Samples too long for the context have their prompt and
+response texts cut (head kept, marked `[...]`) and are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from middo.data.schema import response_text
+from middo.signals.judge_prompts import ASPECTS, prompt_text, rating_messages
+
+CUT_MARK = " [...]"
+
+
+@dataclass(frozen=True)
+class RatingInput:
+    """Token ids of one sample's six rating prompts: `prefix + suffixes[j]` is the prompt of `ASPECTS[j]`."""
+
+    id: str
+    prefix: list[int]
+    suffixes: list[list[int]]
+    truncated: bool
+
+    def cost(self) -> int:
+        """Tokens this sample puts through the model (the prefix once, each suffix once)."""
+        return len(self.prefix) + sum(len(suffix) for suffix in self.suffixes)
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> list[list[int]]:
+    """Token ids of the six rating prompts of a sample (one batched tokenizer call)."""
+    texts = [
+        tokenizer.apply_chat_template(rating_messages(prompt, response, aspect), tokenize=False,
+                                      add_generation_prompt=True)
+        for aspect in ASPECTS
+    ]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def _common_prefix_length(rows: list[list[int]]) -> int:
+    shortest = min(len(row) for row in rows)
+    for index in range(shortest):
+        if any(row[index] != rows[0][index] for row in rows[1:]):
+            return index
+    return shortest
+
+
+def _cut(tokenizer: PreTrainedTokenizerBase, text: str, keep: int) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= keep else tokenizer.decode(ids[: max(keep, 0)]) + CUT_MARK
+
+
+def _fit(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, limit: int) -> tuple[list[list[int]], bool]:
+    """The six prompts' ids, prompt and response texts cut so that each has at most `limit` tokens."""
+    rows = _render(tokenizer, prompt, response)
+    longest = max(map(len, rows))
+    if longest <= limit:
+        return rows, False
+    sizes = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (prompt, response)]
+    room = limit - (longest - sum(sizes)) - 8  # 8: slack for merges at the cut and the cut mark
+    while True:
+        half = room // 2
+        # the shorter text keeps what it has if it fits in half; the longer gets the rest
+        keep_prompt = sizes[0] if sizes[0] <= half else max(half, room - sizes[1])
+        keep_response = max(room - keep_prompt, 0)
+        rows = _render(tokenizer, _cut(tokenizer, prompt, keep_prompt), _cut(tokenizer, response, keep_response))
+        longest = max(map(len, rows))
+        if longest <= limit or room <= 0:
+            return rows, True
+        room -= longest - limit
+
+
+def encode_ratings(tokenizer: PreTrainedTokenizerBase, sample_id: str, messages: list[dict], limit: int,
+                   share_prefix: bool = True) -> RatingInput:
+    """The six rating prompts of a sample, tokenised with the chat template, each at most `limit` tokens.
+
+    With `share_prefix=False` the prefix is a single token and each suffix is nearly the whole prompt (the
+    six-separate-sequences baseline, kept for benchmarks).
+    """
+    rows, truncated = _fit(tokenizer, prompt_text(messages), response_text(messages), limit)
+    shared = _common_prefix_length(rows) if share_prefix else 1
+    shared = min(shared, min(len(row) for row in rows) - 1)  # every suffix keeps at least one token
+    return RatingInput(sample_id, rows[0][:shared], [row[shared:] for row in rows], truncated)

@@ -1,0 +1,143 @@
+"""A local model as judge: the shared prefix once per sample, then its six rating questions from the cached prefix.
+
+Per batch: one forward pass over the right-padded prefixes fills a KV cache, which is repeated six times (one
+row per question); one pass over the six suffixes of every sample then gives the reply distribution (`logits`
+mode) or starts a greedy reply continued from the same cache (`generate` mode). Padding holes are masked and
+position ids are explicit, so each row sees exactly its own unpadded prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from middo.model.batching import budget_batches, pad_right
+from middo.model.encode import ensure_chat_template
+from middo.model.forward import body_and_head, context_length
+from middo.signals.judge_encode import RatingInput, encode_ratings
+from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
+from middo.signals.judge_prompts import ASPECTS
+
+N = len(ASPECTS)
+
+
+@dataclass
+class LocalRatings:
+    """Per sample (input order) and aspect: expected scores and score mass (logits) or replies (generate)."""
+
+    ids: list[str]
+    scores: np.ndarray | None  # float64 [N, 6] (logits mode)
+    mass: np.ndarray | None  # float64 [N, 6]: probability on the score tokens (logits mode)
+    replies: list[list[str]] | None  # [N][6] greedy replies (generate mode)
+    truncated: int  # samples whose texts were cut to fit the context
+
+
+def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device):
+    """KV cache of the prefixes, repeated once per question; the repeated prefix mask and lengths."""
+    ids = pad_right([row.prefix for row in batch], pad_id).to(device)
+    mask = pad_right([[1] * len(row.prefix) for row in batch], 0).to(device)
+    positions = torch.arange(ids.shape[1], device=device).expand_as(ids)
+    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+    cache.batch_repeat_interleave(N)
+    lengths = torch.tensor([len(row.prefix) for row in batch], device=device).repeat_interleave(N)
+    return cache, mask.repeat_interleave(N, dim=0), lengths
+
+
+def _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows: list[list[int]], pad_id: int, device):
+    """Last hidden states [R, S, d] of the suffix rows run on the cache, and the attention mask so far."""
+    ids = pad_right(rows, pad_id).to(device)
+    mask = torch.cat([prefix_mask, pad_right([[1] * len(row) for row in rows], 0).to(device)], dim=1)
+    positions = prefix_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
+    out = body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    return out.last_hidden_state, mask
+
+
+@torch.inference_mode()
+def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, tokens: ScoreTokens):
+    """(expected scores [B, 6], score mass [B, 6]) for a batch of samples."""
+    body, head = body_and_head(model)
+    device = next(model.parameters()).device
+    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device)
+    extra = [tokens.digits[1]] if tokens.two_step else []  # logits after a `1` come from the same pass
+    rows = [suffix + extra for row in batch for suffix in row.suffixes]
+    hidden, _ = _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows, pad_id, device)
+    index = torch.arange(len(rows), device=device)
+    last = torch.tensor([len(row) - 1 - len(extra) for row in rows], device=device)
+    first = head(hidden[index, last]).float()
+    second = head(hidden[index, last + 1]).float() if extra else None
+    scores, mass = expected_scores(first, second, tokens)
+    return scores.view(len(batch), N).numpy(), mass.view(len(batch), N).numpy()
+
+
+@torch.inference_mode()
+def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, stop_ids: set[int],
+                        max_new_tokens: int) -> list[list[list[int]]]:
+    """Greedy reply token ids [B][6] (without the stop token), decoded from the shared cache."""
+    body, head = body_and_head(model)
+    device = next(model.parameters()).device
+    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device)
+    rows = [suffix for row in batch for suffix in row.suffixes]
+    hidden, mask = _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows, pad_id, device)
+    lengths = torch.tensor([len(row) for row in rows], device=device)
+    index = torch.arange(len(rows), device=device)
+    step_hidden = hidden[index, lengths - 1]
+    replies: list[list[int]] = [[] for _ in rows]
+    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    stops = torch.tensor(sorted(stop_ids), device=device)
+    for step in range(max_new_tokens):
+        next_ids = head(step_hidden).argmax(dim=-1)
+        done |= torch.isin(next_ids, stops)
+        for row_index in (~done).nonzero(as_tuple=True)[0].tolist():
+            replies[row_index].append(int(next_ids[row_index]))
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=device)], dim=1)
+        positions = (prefix_lengths + lengths + step)[:, None]
+        out = body(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True)
+        step_hidden = out.last_hidden_state[:, -1]
+    return [replies[start : start + N] for start in range(0, len(rows), N)]
+
+
+def _stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict],
+               token_budget: int, generate: bool, max_new_tokens: int = 8, max_length: int | None = None,
+               chat_template: str | None = None, share_prefix: bool = True, progress: bool = True) -> LocalRatings:
+    """Six ratings per sample (dicts with `id`, `messages`) by the local model, batched by length under a budget."""
+    ensure_chat_template(tokenizer, chat_template)
+    tokens = None if generate else score_tokens(tokenizer)
+    room = max_new_tokens if generate else 1
+    limit = context_length(model, max_length) - room
+    encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, share_prefix) for s in samples]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    costs = [row.cost() + (N * room) for row in encoded]
+    scores = mass = replies = None
+    if generate:
+        replies = [[""] * N for _ in encoded]
+        stop_ids = _stop_ids(model, tokenizer)
+    else:
+        scores, mass = np.full((len(encoded), N), np.nan), np.full((len(encoded), N), np.nan)
+    with tqdm(total=sum(costs), desc=f"judge ({'generate' if generate else 'logits'})", unit="tok",
+              disable=not progress) as bar:
+        for batch in budget_batches(costs, token_budget):
+            rows = [encoded[i] for i in batch]
+            if generate:
+                for index, reply_ids in zip(batch, rate_batch_generate(model, rows, pad_id, stop_ids, max_new_tokens),
+                                            strict=True):
+                    replies[index] = [tokenizer.decode(ids, skip_special_tokens=False) for ids in reply_ids]
+            else:
+                scores[batch], mass[batch] = rate_batch_logits(model, rows, pad_id, tokens)
+            bar.update(sum(costs[i] for i in batch))
+    return LocalRatings([row.id for row in encoded], scores, mass, replies, sum(row.truncated for row in encoded))

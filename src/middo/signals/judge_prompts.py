@@ -1,0 +1,55 @@
+"""The six rating prompts: one shared block holding the sample, then a short question per aspect.
+
+The sample comes first and the question last, so the six prompts of a sample share a long common prefix that a
+local judge computes once (see `middo.signals.judge_encode`).
+"""
+
+from __future__ import annotations
+
+from middo.data.schema import prompt_messages, response_text
+
+ASPECTS = (
+    "prompt_factuality",
+    "prompt_clarity",
+    "prompt_completeness",
+    "response_factuality",
+    "response_clarity",
+    "response_completeness",
+)
+
+QUESTIONS = {
+    "prompt_factuality": "Rate the PROMPT for factuality: are the facts, premises and assumptions it states true?",
+    "prompt_clarity": "Rate the PROMPT for clarity: is it unambiguous, well written and easy to understand?",
+    "prompt_completeness": "Rate the PROMPT for completeness: does it give everything needed to answer it well?",
+    "response_factuality": "Rate the RESPONSE for factuality: is every statement in it correct?",
+    "response_clarity": "Rate the RESPONSE for clarity: is it well organised and easy to follow?",
+    "response_completeness": "Rate the RESPONSE for completeness: does it fully answer every part of the prompt?",
+}
+
+HEADER = "You are grading one example from an instruction-tuning dataset.\n\n"
+ANSWER_FORMAT = "Reply with one whole number from 0 (worst) to 10 (best) and nothing else."
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """The prompt of a sample as plain text: the user message alone, or `role: content` turns."""
+    turns = prompt_messages(messages)
+    if len(turns) == 1 and turns[0]["role"] == "user":
+        return turns[0]["content"]
+    return "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
+
+
+def sample_block(prompt: str, response: str) -> str:
+    """The part every rating prompt of a sample shares."""
+    return f"{HEADER}[PROMPT]\n{prompt}\n[/PROMPT]\n\n[RESPONSE]\n{response}\n[/RESPONSE]\n\n"
+
+
+def rating_messages(prompt: str, response: str, aspect: str) -> list[dict]:
+    """The chat messages asking for one 0-10 rating of one aspect of a sample."""
+    content = sample_block(prompt, response) + QUESTIONS[aspect] + "\n" + ANSWER_FORMAT
+    return [{"role": "user", "content": content}]
+
+
+def sample_rating_messages(messages: list[dict]) -> list[list[dict]]:
+    """The six rating conversations of a sample, in `ASPECTS` order."""
+    prompt, response = prompt_text(messages), response_text(messages)
+    return [rating_messages(prompt, response, aspect) for aspect in ASPECTS]

@@ -1,0 +1,121 @@
+"""The score stage: `loss_pre` under M0, `loss_cur` and prompt embeddings under Mr, base losses reused by id."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from middo.data.schema import read_samples
+from middo.log import get_logger, write_metrics
+from middo.model import forward, load
+from middo.model.config import ModelConfig
+from middo.signals.base_cache import FINGERPRINT_COLUMN, base_fingerprint, reusable_base_losses
+from middo.signals.config import ScoreConfig
+from middo.signals.embeddings import save_embeddings
+from middo.tables import write_table
+
+log = get_logger(__name__)
+
+SCORES_SCHEMA = {
+    "id": pl.Utf8,
+    "loss_pre": pl.Float64,
+    "loss_cur": pl.Float64,
+    "n_tokens": pl.Int64,
+    "truncated": pl.Boolean,
+    FINGERPRINT_COLUMN: pl.Utf8,
+}
+
+
+@dataclass
+class ScoreResult:
+    """The scores table (dataset order), the prompt embeddings under Mr (same order), and metrics."""
+
+    table: pl.DataFrame
+    embeddings: np.ndarray
+    metrics: dict
+
+
+def _run_forward(model_path: str | Path, model_cfg: ModelConfig, samples: list[dict], budget: int, embed: bool,
+                 gguf_file: str | None = None) -> forward.ForwardResult:
+    model, tokenizer = load.load_model(model_path, gguf_file=gguf_file, device=model_cfg.device, dtype=model_cfg.dtype)
+    result = forward.score_forward(model, tokenizer, samples, budget, embed=embed, max_length=model_cfg.max_length,
+                                   chat_template=model_cfg.chat_template)
+    del model
+    return result
+
+
+def _stats(values: np.ndarray, name: str) -> dict:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return {f"{name}_nan": int(len(values))}
+    summary = {"mean": finite.mean(), "std": finite.std(), "min": finite.min(), "max": finite.max()}
+    return {**{f"{name}_{key}": float(value) for key, value in summary.items()},
+            f"{name}_nan": int(len(values) - len(finite))}
+
+
+def score_samples(samples: list[dict], base: str | Path, model: str | Path, model_cfg: ModelConfig,
+                  score_cfg: ScoreConfig, reuse: str | Path | None = None) -> ScoreResult:
+    """Losses of `samples` (dicts with `id`, `messages`) under the base model and the round model.
+
+    Base losses found in `reuse` (a previous scores table, same base fingerprint) are not recomputed; when every
+    sample is found, the base model is not even loaded.
+    """
+    ids = [sample["id"] for sample in samples]
+    settings = {"max_length": model_cfg.max_length, "chat_template": model_cfg.chat_template, "dtype": model_cfg.dtype}
+    fingerprint = base_fingerprint(base, model_cfg.gguf_file, settings)
+    cached = reusable_base_losses(reuse, fingerprint, ids) if score_cfg.reuse_base else {}
+    todo = [sample for sample in samples if sample["id"] not in cached]
+    started = time.perf_counter()
+    loss_pre = dict(cached)
+    if todo:
+        log.info("base model: scoring %d samples (%d reused by id)", len(todo), len(cached))
+        pre = _run_forward(base, model_cfg, todo, score_cfg.token_budget, embed=False, gguf_file=model_cfg.gguf_file)
+        loss_pre.update(zip(pre.ids, pre.loss.tolist(), strict=True))
+    else:
+        log.info("base model: all %d base losses reused by id; not loaded", len(samples))
+    base_seconds = time.perf_counter() - started
+    cur = _run_forward(model, model_cfg, samples, score_cfg.token_budget, embed=True)
+    round_seconds = time.perf_counter() - started - base_seconds
+    table = pl.DataFrame(
+        {
+            "id": ids,
+            "loss_pre": [loss_pre[sample_id] for sample_id in ids],
+            "loss_cur": cur.loss,
+            "n_tokens": cur.n_tokens,
+            "truncated": cur.truncated_mask,
+            FINGERPRINT_COLUMN: [fingerprint] * len(ids),
+        },
+        schema=SCORES_SCHEMA,
+    )
+    metrics = {
+        "samples": len(samples),
+        "base_reused": len(cached),
+        "base_scored": len(todo),
+        "truncated": cur.truncated,
+        "seconds_base": base_seconds,
+        "seconds_round": round_seconds,
+        "seconds": base_seconds + round_seconds,
+        "tokens_scored": int(cur.n_tokens.sum()),
+        **_stats(table["loss_pre"].to_numpy(), "loss_pre"),
+        **_stats(cur.loss, "loss_cur"),
+    }
+    return ScoreResult(table, cur.embeddings, metrics)
+
+
+def run_score(data: str | Path, base: str | Path, model: str | Path, output: str | Path, embeddings: str | Path,
+              metrics: str | Path, model_cfg: ModelConfig, score_cfg: ScoreConfig,
+              reuse: str | Path | None = None) -> ScoreResult:
+    """Read the dataset, score it, write the scores table, the embeddings and the metrics JSON."""
+    frame = read_samples(data)
+    samples = frame.select("id", "messages").to_dicts()
+    result = score_samples(samples, base, model, model_cfg, score_cfg, reuse)
+    write_table(result.table, output)
+    save_embeddings(embeddings, result.table["id"].to_list(), result.embeddings)
+    write_metrics(result.metrics, metrics)
+    log.info("scored %d samples in %.1fs (%d base losses reused)", len(samples), result.metrics["seconds"],
+             result.metrics["base_reused"])
+    return result

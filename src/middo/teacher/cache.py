@@ -1,0 +1,87 @@
+"""Persistent teacher request cache: SQLite in WAL mode, one row per successful reply, written as it arrives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from middo.teacher.types import ChatReply, ChatRequest
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    top_logprobs TEXT
+)
+"""
+
+
+def cache_key(endpoint: str, model: str, request: ChatRequest) -> str:
+    """sha256 of the canonical JSON of everything that determines the reply (never the API key)."""
+    payload = {
+        "base_url": endpoint,
+        "model": model,
+        "messages": request.messages,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "logprobs": request.logprobs,
+    }
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ReplyCache:
+    """Successful replies by `cache_key`; `path=None` keeps nothing (every lookup misses)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+            self._db.execute(SCHEMA)
+
+    def get(self, key: str) -> ChatReply | None:
+        """The cached reply (marked `cached=True`) or None."""
+        if self._db is None:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, top_logprobs FROM replies WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        text, prompt_tokens, completion_tokens, logprobs_json = row
+        top_logprobs = json.loads(logprobs_json) if logprobs_json is not None else None
+        return ChatReply(text, None, prompt_tokens, completion_tokens, cached=True, top_logprobs=top_logprobs)
+
+    def put(self, key: str, reply: ChatReply) -> None:
+        """Store a successful reply now (autocommit), so an interrupted run keeps what it paid for."""
+        if self._db is None or not reply.ok:
+            return
+        logprobs_json: Any = json.dumps(reply.top_logprobs) if reply.top_logprobs is not None else None
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
+                (key, reply.text, reply.prompt_tokens, reply.completion_tokens, logprobs_json),
+            )
+
+    def __len__(self) -> int:
+        if self._db is None:
+            return 0
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,160 @@
+"""The `openai` backend: any OpenAI-compatible chat endpoint, async with bounded concurrency, retries and a cache."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import random
+from typing import Any
+from urllib.parse import urlparse
+
+import openai
+from tqdm import tqdm
+
+from middo.errors import ConfigError
+from middo.log import get_logger
+from middo.teacher.cache import ReplyCache, cache_key
+from middo.teacher.config import TeacherConfig
+from middo.teacher.retry import backoff_s, classify
+from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
+
+log = get_logger(__name__)
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+EMPTY_KEY = "EMPTY"  # what local servers (vLLM, SGLang, the loopback server) accept when they check no key
+
+
+def is_loopback(base_url: str) -> bool:
+    """True when `base_url` points at this machine."""
+    return (urlparse(base_url).hostname or "") in LOOPBACK_HOSTS
+
+
+def resolve_api_key(cfg: TeacherConfig) -> str:
+    """The key from the environment variable `cfg.api_key_env`; "EMPTY" for a loopback endpoint without one."""
+    key = os.environ.get(cfg.api_key_env, "")
+    if key:
+        return key
+    if is_loopback(cfg.base_url):
+        return EMPTY_KEY
+    raise ConfigError(
+        f"environment variable {cfg.api_key_env} is not set: export {cfg.api_key_env}=<your API key> for "
+        f"{cfg.base_url} (teacher.api_key_env names the variable; the key never goes in params.yaml)"
+    )
+
+
+class OpenAITeacher:
+    """`Teacher` over an OpenAI-compatible endpoint; failures come back as error replies, never exceptions."""
+
+    def __init__(self, cfg: TeacherConfig, cache: ReplyCache | None = None, seed: int | None = None) -> None:
+        self.cfg = cfg
+        self._api_key = resolve_api_key(cfg)
+        self.cache = cache if cache is not None else ReplyCache(cfg.cache_path or None)
+        self._usage = Usage()
+        self._rng = random.Random(seed)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAITeacher(base_url={self.cfg.base_url!r}, model={self.cfg.model!r})"
+
+    def usage(self) -> dict[str, Any]:
+        """Requests sent, attempts, cache hits, failures by kind, prompt/completion tokens per op."""
+        return self._usage.as_dict()
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
+        """Replies in request order: cached ones at once, the rest from the endpoint (each cached as it arrives)."""
+        keys = [cache_key(self.cfg.base_url, self.cfg.model, request) for request in requests]
+        replies: list[ChatReply | None] = [self.cache.get(key) for key in keys]
+        self._usage.cache_hits += sum(reply is not None for reply in replies)
+        missing = [index for index, reply in enumerate(replies) if reply is None]
+        if missing:
+            fresh = _run_coroutine(self._send_all([requests[i] for i in missing], [keys[i] for i in missing]))
+            for index, reply in zip(missing, fresh, strict=True):
+                replies[index] = reply
+        return [reply for reply in replies if reply is not None]
+
+    async def _send_all(self, requests: list[ChatRequest], keys: list[str]) -> list[ChatReply]:
+        limit = asyncio.Semaphore(self.cfg.concurrency)
+        client = openai.AsyncOpenAI(
+            base_url=self.cfg.base_url, api_key=self._api_key, max_retries=0, timeout=self.cfg.timeout_s
+        )
+        async with client:
+            with tqdm(total=len(requests), desc=f"teacher {self.cfg.model}", unit="req",
+                      disable=len(requests) < 16) as progress:
+
+                async def one(request: ChatRequest, key: str) -> ChatReply:
+                    reply = await self._send(client, limit, request)
+                    self.cache.put(key, reply)
+                    self._usage.record(request, reply)
+                    progress.update(1)
+                    return reply
+
+                return list(await asyncio.gather(*(one(r, k) for r, k in zip(requests, keys, strict=True))))
+
+    async def _send(self, client: openai.AsyncOpenAI, limit: asyncio.Semaphore, request: ChatRequest) -> ChatReply:
+        """One request with retries; the backoff wait happens outside the concurrency slot."""
+        for attempt in range(self.cfg.max_retries + 1):
+            async with limit:
+                self._usage.attempts += 1
+                try:
+                    async with asyncio.timeout(self.cfg.timeout_s):
+                        response = await client.chat.completions.create(**self._arguments(request))
+                    return parse_response(response)
+                except (TimeoutError, openai.OpenAIError, ValueError, KeyError, IndexError, TypeError) as exc:
+                    failure = classify(exc)
+            if not failure.retryable or attempt == self.cfg.max_retries:
+                break
+            wait = backoff_s(attempt, self.cfg.backoff_base_s, self.cfg.backoff_max_s, failure.retry_after_s,
+                             self._rng)
+            log.debug("teacher %s (%s); retry %d in %.2fs", failure.kind, failure.detail, attempt + 1, wait)
+            await asyncio.sleep(wait)
+        tries = f" after {attempt + 1} attempts" if attempt else ""
+        return failed(failure.kind, failure.detail + tries)
+
+    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.logprobs is not None:
+            arguments.update(logprobs=True, top_logprobs=request.logprobs)
+        return arguments
+
+
+def parse_response(response: Any) -> ChatReply:
+    """A `ChatReply` from a chat.completion; no choice or no content raises ValueError (a `bad_response`)."""
+    if not response.choices:
+        raise ValueError("reply has no choices")
+    choice = response.choices[0]
+    text = choice.message.content
+    if text is None:
+        raise ValueError(f"reply has no content (finish_reason={choice.finish_reason})")
+    usage = response.usage
+    top_logprobs = None
+    if choice.logprobs is not None and choice.logprobs.content:
+        top_logprobs = [
+            {candidate.token: candidate.logprob for candidate in position.top_logprobs}
+            for position in choice.logprobs.content
+        ]
+    return ChatReply(
+        text=text,
+        error=None,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        cached=False,
+        top_logprobs=top_logprobs,
+    )
+
+
+def _run_coroutine(coroutine: Any) -> Any:
+    """`asyncio.run`, also from inside a running event loop (e.g. a notebook): then in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

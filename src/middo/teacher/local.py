@@ -1,0 +1,138 @@
+"""The `local` backend: a transformers causal LM answering chat requests in left-padded batches."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+
+from middo.errors import ConfigError
+from middo.log import get_logger
+from middo.teacher.cache import ReplyCache, cache_key
+from middo.teacher.config import TeacherConfig
+from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
+
+log = get_logger(__name__)
+
+
+class LocalTeacher:
+    """`Teacher` over an in-memory `(model, tokenizer)`; greedy at temperature 0; cached like the `openai` one."""
+
+    def __init__(self, model: Any, tokenizer: Any, cfg: TeacherConfig, cache: ReplyCache | None = None) -> None:
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(f"teacher model {cfg.model!r}: its tokenizer has no chat template; "
+                              "use an instruct (chat) model")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.cache = cache if cache is not None else ReplyCache(cfg.cache_path or None)
+        self.endpoint = f"local:{weights_fingerprint(model)}"
+        self._usage = Usage()
+
+    @classmethod
+    def create(cls, cfg: TeacherConfig, local_model: Any = None) -> LocalTeacher:
+        """From a `(model, tokenizer)` pair, or loaded from `cfg.model` (a local dir, hub id or .gguf file)."""
+        if local_model is None:
+            from middo.model.load import load_model
+
+            local_model = load_model(cfg.model)
+        model, tokenizer = local_model
+        return cls(model, tokenizer, cfg)
+
+    def __repr__(self) -> str:
+        return f"LocalTeacher(model={self.cfg.model!r})"
+
+    def usage(self) -> dict[str, Any]:
+        """Requests generated, cache hits, failures by kind, prompt/completion tokens per op."""
+        return self._usage.as_dict()
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
+        """Replies in request order; misses are generated shortest-prompt-first in batches and cached."""
+        keys = [cache_key(self.endpoint, self.cfg.model, request) for request in requests]
+        replies: list[ChatReply | None] = [self.cache.get(key) for key in keys]
+        self._usage.cache_hits += sum(reply is not None for reply in replies)
+        prompts = {i: self._prompt(requests[i]) for i, reply in enumerate(replies) if reply is None}
+        order = sorted(prompts, key=lambda i: len(prompts[i]))
+        size = self.cfg.local_batch_size
+        for start in range(0, len(order), size):
+            # one batch shares temperature, max_tokens and logprobs: split on them, keep length order otherwise
+            for group in _same_settings(order[start:start + size], requests):
+                for index, reply in zip(group, self._generate([requests[i] for i in group],
+                                                              [prompts[i] for i in group]), strict=True):
+                    self.cache.put(keys[index], reply)
+                    self._usage.attempts += 1
+                    self._usage.record(requests[index], reply)
+                    replies[index] = reply
+        return [reply for reply in replies if reply is not None]
+
+    def _prompt(self, request: ChatRequest) -> str:
+        return self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+
+    @torch.no_grad()
+    def _generate(self, requests: list[ChatRequest], prompts: list[str]) -> list[ChatReply]:
+        first = requests[0]
+        self.tokenizer.padding_side = "left"
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(self.model.device)
+        sampling = {"do_sample": True, "temperature": first.temperature} if first.temperature > 0 else {
+            "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        try:
+            output = self.model.generate(
+                **batch, max_new_tokens=first.max_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                return_dict_in_generate=True, output_scores=first.logprobs is not None, **sampling,
+            )
+        except (RuntimeError, ValueError) as exc:  # e.g. out of memory: these requests fail, the run goes on
+            log.warning("local teacher generation failed for %d requests: %s", len(requests), exc)
+            return [failed("local_error", f"{type(exc).__name__}: {exc}") for _ in requests]
+        new_tokens = output.sequences[:, batch["input_ids"].shape[1]:]
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        replies = []
+        for row, prompt_tokens in enumerate(prompt_lengths):
+            length = self._reply_length(new_tokens[row])
+            top = None if first.logprobs is None else self._top_logprobs(output.scores, row, length, first.logprobs)
+            text = self.tokenizer.decode(new_tokens[row, :length], skip_special_tokens=True)
+            replies.append(ChatReply(text, None, int(prompt_tokens), length, cached=False, top_logprobs=top))
+        return replies
+
+    def _reply_length(self, tokens: torch.Tensor) -> int:
+        """Generated tokens up to and including the first end-of-sequence token."""
+        stops = self.model.generation_config.eos_token_id
+        stops = set(stops if isinstance(stops, list) else [stops]) | {self.tokenizer.eos_token_id}
+        for position, token in enumerate(tokens.tolist()):
+            if token in stops:
+                return position + 1
+        return len(tokens)
+
+    def _top_logprobs(self, scores: tuple[torch.Tensor, ...], row: int, length: int, k: int) -> list[dict]:
+        positions = []
+        for step in scores[:length]:
+            logprobs = torch.log_softmax(step[row].float(), dim=-1)
+            values, ids = logprobs.topk(max(k, 1))
+            tokens = self.tokenizer.convert_ids_to_tokens(ids.tolist())
+            candidates: dict[str, float] = {}
+            for token, value in zip(tokens, values.tolist(), strict=True):  # best first: keep it on a text clash
+                candidates.setdefault(self.tokenizer.convert_tokens_to_string([token]), float(value))
+            positions.append(candidates)
+        return positions
+
+
+def _same_settings(indices: list[int], requests: list[ChatRequest]) -> list[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for index in indices:
+        request = requests[index]
+        groups.setdefault((request.temperature, request.max_tokens, request.logprobs), []).append(index)
+    return list(groups.values())
+
+
+def weights_fingerprint(model: Any, sample: int = 1 << 16) -> str:
+    """A short hash of the model's name and a slice of its first and last weights: a retrained model at the same
+    path gets new cache keys."""
+    digest = hashlib.sha256(str(getattr(model, "name_or_path", "")).encode("utf-8"))
+    parameters = list(model.parameters())
+    for tensor in (parameters[0], parameters[-1]) if parameters else ():
+        digest.update(tensor.detach().flatten()[:sample].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

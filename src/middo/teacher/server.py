@@ -1,0 +1,261 @@
+"""A small real OpenAI-compatible chat server on 127.0.0.1, scripted by a handler (tests, bench, simulated teacher).
+
+```python
+with ChatServer(lambda request: Reply(content="hi")) as server:
+    client = OpenAI(base_url=server.base_url, api_key="EMPTY")
+```
+The handler gets the request JSON and returns a `Reply` (or a plain string): content, status code, headers
+(e.g. `Retry-After`), a delay before answering, a dropped connection, per-position top logprobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from middo.log import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server sends back for one request."""
+
+    content: str = ""
+    """The assistant message (status 200) or the error message (other statuses)."""
+    status: int = 200
+    """HTTP status code."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers, e.g. {"Retry-After": "1"}."""
+    delay_s: float = 0.0
+    """Seconds to wait before answering (latency, or a client timeout when longer than it)."""
+    drop: bool = False
+    """Close the connection without answering (after `delay_s`)."""
+    top_logprobs: list[dict[str, float]] | None = None
+    """Per generated position, candidate token -> logprob; sent only when the request asks for logprobs."""
+    prompt_tokens: int | None = None
+    """Usage override; default counts whitespace-separated words of the request messages."""
+    completion_tokens: int | None = None
+    """Usage override; default counts whitespace-separated words of `content`."""
+    finish_reason: str = "stop"
+
+
+Handler = Callable[[dict[str, Any]], "Reply | str"]
+
+
+class ServerStats:
+    """Thread-safe counters of chat requests: total, per status, dropped, in flight now and at most; and per
+    request its body, arrival time (`time.monotonic()`) and Authorization header."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+        self.by_status: Counter[int] = Counter()
+        self.dropped = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+        self.authorizations: list[str] = []
+
+    def start(self, body: dict[str, Any], authorization: str = "") -> None:
+        with self._lock:
+            self.total += 1
+            self.bodies.append(body)
+            self.arrivals.append(time.monotonic())
+            self.authorizations.append(authorization)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def finish(self, status: int | None) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            if status is None:
+                self.dropped += 1
+            else:
+                self.by_status[status] += 1
+
+    def reset(self) -> None:
+        """Zero every counter (e.g. between two runs of one test)."""
+        with self._lock:
+            self.total, self.dropped, self.max_in_flight = 0, 0, self.in_flight
+            self.by_status.clear()
+            self.bodies.clear()
+            self.arrivals.clear()
+            self.authorizations.clear()
+
+
+class ChatServer:
+    """A threading HTTP server on 127.0.0.1 and an ephemeral port serving `/v1/chat/completions`, `/v1/models`."""
+
+    def __init__(self, handler: Handler, model: str = "loopback-model", port: int = 0) -> None:
+        self.handler = handler
+        self.model = model
+        self.stats = ServerStats()
+        self._httpd = _Server(("127.0.0.1", port), _make_request_handler(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI `base_url` of this server (ends in `/v1`)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> ChatServer:
+        """Serve in a background daemon thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="chat-server", daemon=True)  # short poll: stop() returns quickly
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket (connections in progress are abandoned)."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> ChatServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def answer(self, body: dict[str, Any]) -> Reply:
+        """Run the handler; a plain string becomes a 200 reply, a handler that raises a logged 500."""
+        try:
+            reply = self.handler(body)
+        except Exception as exc:  # a real server answers 500 and keeps serving; the traceback is logged
+            log.exception("loopback handler failed")
+            return Reply(content=f"handler error: {type(exc).__name__}: {exc}", status=500)
+        return Reply(content=reply) if isinstance(reply, str) else reply
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 512  # the default (5) refuses connections under a burst of concurrent clients
+
+
+def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests count, not log
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            if self.path.rstrip("/").endswith("/models"):
+                data = [{"id": server.model, "object": "model", "created": 0, "owned_by": "loopback"}]
+                self._send(200, {"object": "list", "data": data})
+            else:
+                self._send(404, _error_body(f"no route GET {self.path}", 404))
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError as exc:
+                self._send(400, _error_body(f"request body is not JSON: {exc}", 400))
+                return
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send(404, _error_body(f"no route POST {self.path}", 404))
+                return
+            server.stats.start(body, self.headers.get("Authorization") or "")
+            status: int | None = None
+            try:
+                reply = server.answer(body)
+                if reply.delay_s > 0:
+                    time.sleep(reply.delay_s)
+                if reply.drop:
+                    self._drop()
+                    return
+                status = reply.status
+                payload = completion_body(body, reply, server.model) if status == 200 else _error_body(
+                    reply.content or f"scripted status {status}", status)
+                self._send(status, payload, reply.headers)
+            except (BrokenPipeError, ConnectionResetError):
+                status = None  # the client gave up (e.g. its timeout) before the reply was written
+                self.close_connection = True
+            finally:
+                server.stats.finish(status)
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client may already be gone
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+
+    return RequestHandler
+
+
+def completion_body(request: dict[str, Any], reply: Reply, model: str) -> dict[str, Any]:
+    """An OpenAI `chat.completion` object for `reply`."""
+    prompt_words = sum(len(str(message.get("content") or "").split()) for message in request.get("messages", []))
+    prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else prompt_words
+    completion_tokens = reply.completion_tokens if reply.completion_tokens is not None else len(reply.content.split())
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": reply.content},
+        "finish_reason": reply.finish_reason,
+        "logprobs": None,
+    }
+    if request.get("logprobs") and reply.top_logprobs is not None:
+        choice["logprobs"] = {"content": _logprob_content(reply.top_logprobs, int(request.get("top_logprobs") or 0))}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model") or model,
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _logprob_content(positions: list[dict[str, float]], top_k: int) -> list[dict[str, Any]]:
+    content = []
+    for candidates in positions:
+        ranked = sorted(candidates.items(), key=lambda item: item[1], reverse=True)
+        chosen_token, chosen_logprob = ranked[0] if ranked else ("", 0.0)
+        content.append({
+            "token": chosen_token,
+            "logprob": chosen_logprob,
+            "bytes": list(chosen_token.encode("utf-8")),
+            "top_logprobs": [
+                {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+                for token, logprob in ranked[:top_k]
+            ],
+        })
+    return content
+
+
+def _error_body(message: str, status: int) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "loopback_error", "param": None, "code": status}}

@@ -1,0 +1,89 @@
+"""The teacher interface: requests, replies, the `Teacher` protocol and its usage counters."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to ask for."""
+
+    messages: list[dict]
+    """OpenAI chat messages: [{"role": ..., "content": ...}, ...]."""
+    temperature: float
+    max_tokens: int
+    op: str
+    """What the call is for (e.g. `simplify`, `judge`); labels token accounting."""
+    logprobs: int | None = None
+    """Ask for the top-k candidate tokens with logprobs at each generated position (None: do not ask)."""
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """The answer to one request: `text` on success, else `error` as `<kind>: <detail>`."""
+
+    text: str | None
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    top_logprobs: list[dict[str, float]] | None = None
+    """When asked for and returned: per generated position (list index), candidate token -> logprob."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+    @property
+    def error_kind(self) -> str | None:
+        """`rate_limit`, `server_error`, `timeout`, `connection`, `client_error`, `bad_response`, `local_error`."""
+        return None if self.error is None else self.error.split(":", 1)[0]
+
+
+def failed(kind: str, detail: str) -> ChatReply:
+    """A failed reply with a `<kind>: <detail>` error."""
+    return ChatReply(text=None, error=f"{kind}: {detail}", prompt_tokens=0, completion_tokens=0, cached=False)
+
+
+class Teacher(Protocol):
+    """A chat model: `complete` answers every request in order and never raises for one request's failure."""
+
+    def complete(self, requests: list[ChatRequest]) -> list[ChatReply]: ...
+
+    def usage(self) -> dict: ...
+
+
+class Usage:
+    """Counters behind `Teacher.usage()`: requests sent, attempts, cache hits, failures by kind, tokens per op."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.attempts = 0
+        self.cache_hits = 0
+        self.failures: Counter[str] = Counter()
+        self.tokens: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def record(self, request: ChatRequest, reply: ChatReply) -> None:
+        """Count one reply that was sent to the backend (not from the cache)."""
+        self.requests += 1
+        if reply.error is not None:
+            self.failures[reply.error_kind or "unknown"] += 1
+        self.tokens[request.op]["prompt_tokens"] += reply.prompt_tokens
+        self.tokens[request.op]["completion_tokens"] += reply.completion_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for metrics JSON; tokens count only replies paid for (cache hits cost nothing)."""
+        return {
+            "requests": self.requests,
+            "attempts": self.attempts,
+            "retries": max(0, self.attempts - self.requests),
+            "cache_hits": self.cache_hits,
+            "failures": dict(sorted(self.failures.items())),
+            "failed": sum(self.failures.values()),
+            "prompt_tokens": sum(counts["prompt_tokens"] for counts in self.tokens.values()),
+            "completion_tokens": sum(counts["completion_tokens"] for counts in self.tokens.values()),
+            "tokens": {op: dict(counts) for op, counts in sorted(self.tokens.items())},
+        }

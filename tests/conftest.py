@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny real model built from a config (no downloads)."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # so tests can call `stages.<name>.main([...])` for end-to-end checks
+    sys.path.insert(0, str(REPO_ROOT))
+
+TOPICS = ["cat", "dog", "river", "number", "planet", "garden", "train", "letter", "house", "color"]
+VERBS = ["sees", "likes", "finds", "counts", "paints", "visits", "answers", "moves"]
+EXTRAS = ["What is two plus two?", "The answer is 4.", "Explain why the sky is blue.", "Write a short poem."]
+
+
+def corpus_lines(n_lines: int = 1500, seed: int = 0) -> list[str]:
+    """Deterministic plain-text lines for training a tiny tokenizer and model."""
+    rng = random.Random(seed)
+    lines = []
+    for index in range(n_lines):
+        words = [
+            f"the {rng.choice(TOPICS)} {rng.choice(VERBS)} a {rng.choice(TOPICS)}" for _ in range(rng.randint(1, 4))
+        ]
+        lines.append(", ".join(words) + f". {rng.choice(EXTRAS)} {index % 100}")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A plain-text corpus file (one line per text)."""
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("\n".join(corpus_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_corpus) -> Path:
+    """A ~1M-parameter Llama with a BPE tokenizer and chat template, saved with save_pretrained. Do not modify it."""
+    from middo.model.build import init_base_model
+
+    return init_base_model(tmp_path_factory.mktemp("tiny_model"), [tiny_corpus], size="tiny", seed=0)

@@ -1,0 +1,121 @@
+"""build_pipeline: the unrolled DAG is pure, DVC-valid, connected, and matches the golden dvc.yaml."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline_helpers import REPO, skip_unless_all_classes
+
+GOLDEN = Path(__file__).parent / "golden" / "dvc_2rounds.yaml"
+DEMO = {"model": {"base": "models/base"}}
+
+
+@pytest.fixture(autouse=True)
+def _classes():
+    skip_unless_all_classes()
+
+
+def _build(rounds=2, params=DEMO, **kwargs):
+    from middo.pipeline import build_pipeline
+
+    return build_pipeline(rounds, params, **kwargs)
+
+
+def _paths(entries) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+
+def test_matches_golden_file():
+    from middo.pipeline.unroll import render_pipeline
+
+    text = render_pipeline(_build(), 2)
+    if os.environ.get("MIDDO_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8"), "regenerate with MIDDO_UPDATE_GOLDEN=1 if the change is meant"
+
+
+def test_is_deterministic_and_does_not_mutate_params():
+    params = {"model": {"base": "models/base"}, "loop": {"rounds": 5}}
+    snapshot = yaml.safe_dump(params)
+    assert _build(3, params) == _build(3, params)
+    assert yaml.safe_dump(params) == snapshot
+
+
+def test_stage_order_and_names_are_valid_for_dvc():
+    from dvc.stage.utils import is_valid_name
+
+    names = list(_build(2)["stages"])
+    kinds = ["train", "score", "cluster", "judge", "select", "refine", "eval"]
+    expected = ["prepare", "pretrain"] + [f"{k}-{r}" for r in (1, 2) for k in kinds] + ["train-3", "eval-3"]
+    assert names == expected
+    assert all(is_valid_name(name) for name in names)
+
+
+def test_every_input_is_an_earlier_output_or_a_project_input():
+    stages = _build(3)["stages"]
+    produced: set[str] = set()
+    inputs = {"data/demo/seed.jsonl", "data/demo/eval.jsonl", "data/demo/corpus.txt"}
+    for name, stage in stages.items():
+        for dep in stage["deps"]:
+            if dep.startswith("src/middo/"):
+                assert (REPO / dep).is_dir(), f"{name}: code dep {dep} does not exist"
+                continue
+            if dep.startswith("stages/"):
+                assert dep == f"stages/{name.split('-')[0]}.py"
+                continue
+            assert dep in produced or dep in inputs, f"{name} reads {dep} before any stage writes it"
+        produced.update(_paths(stage.get("outs", [])) + _paths(stage["metrics"]))
+
+
+def test_every_data_path_is_in_the_command():
+    for name, stage in _build(2)["stages"].items():
+        words = shlex.split(stage["cmd"])
+        files = [d for d in stage["deps"] if not d.startswith(("stages/", "src/"))]
+        for path in files + _paths(stage.get("outs", [])) + _paths(stage["metrics"]) + _paths(stage.get("plots", [])):
+            assert path in words, f"{name}: {path} is declared but not passed in the command"
+        assert words[:3] == ["python", "-m", f"stages.{name.split('-')[0]}"]
+        assert all(entry[next(iter(entry))] == {"cache": False} for entry in stage["metrics"])
+
+
+def test_score_reuses_previous_round_and_cache_is_not_an_output():
+    stages = _build(2)["stages"]
+    assert "--reuse" not in stages["score-1"]["cmd"]
+    assert "data/r1/scores.parquet" in stages["score-2"]["deps"]
+    assert "--reuse data/r1/scores.parquet" in stages["score-2"]["cmd"]
+    outs = [p for s in stages.values() for p in _paths(s.get("outs", []))]
+    assert not any(".middo-cache" in p for p in outs)
+    assert stages["refine-2"]["cmd"].count("--round 2") == 1
+
+
+def test_hub_base_model_has_no_pretrain_stage_and_no_base_dep():
+    stages = _build(1, {"model": {"base": "HuggingFaceTB/SmolLM2-135M"}})["stages"]
+    assert "pretrain" not in stages
+    assert "--base HuggingFaceTB/SmolLM2-135M" in stages["train-1"]["cmd"]
+    assert all("models/base" not in s["deps"] for s in stages.values())
+    assert list(stages)[-2:] == ["train-2", "eval-2"]
+
+
+def test_installed_library_has_no_source_deps_and_bad_rounds_fail():
+    from middo.errors import ConfigError
+
+    stages = _build(1, package_dir=None)["stages"]
+    assert all(not d.startswith("src/") for s in stages.values() for d in s["deps"])
+    for bad in (0, -1, True, "2"):
+        with pytest.raises(ConfigError, match="rounds"):
+            _build(bad)
+
+
+def test_dvc_accepts_the_pipeline(tmp_path):
+    from middo.pipeline.unroll import render_pipeline
+
+    (tmp_path / "dvc.yaml").write_text(render_pipeline(_build(2), 2), encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list"], cwd=tmp_path, capture_output=True,
+                            text=True, check=True)
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == list(_build(2)["stages"])
