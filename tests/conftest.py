@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
 
 import pytest
+
+# Tiny models gain nothing from intra-op threads, and on a shared machine OpenMP threads that spin-wait for busy
+# cores make each step many times slower; set before torch is imported. Override by exporting OMP_NUM_THREADS.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # so tests can call `stages.<name>.main([...])` for end-to-end checks

@@ -26,7 +26,8 @@ def _copy(tmp_path, name):
 
 def _chat(*turns):
     roles = ["user", "assistant"] * len(turns)
-    return json.dumps({"messages": [{"role": role, "content": text} for role, text in zip(roles, turns, strict=False)]})
+    messages = [{"role": role, "content": text} for role, text in zip(roles, turns, strict=False)]
+    return json.dumps({"messages": messages})
 
 
 def test_fixtures_of_each_format_become_seed_samples(tmp_path):
@@ -73,6 +74,24 @@ def test_parquet_and_datasets_inputs(tmp_path):
         frame = read_samples(tmp_path / "out.parquet")
         assert set(frame["id"]) == expected and report.samples == 2, spec
     assert read_samples(tmp_path / "out.parquet")["source"][0] == "files"
+
+
+def test_dataset_splits_are_picked_with_a_suffix(tmp_path):
+    import datasets
+
+    rows = [json.loads(line) for line in (FIXTURES / "openai.jsonl").read_text().splitlines()]
+    splits = {"train": [rows[0]], "test": [rows[1]]}
+    datasets.DatasetDict({name: datasets.Dataset.from_list(part) for name, part in splits.items()}).save_to_disk(
+        tmp_path / "dd"
+    )
+    with pytest.raises(InputError, match=r"has splits \['train', 'test'\]; pick one with .*dd:SPLIT"):
+        ingest([str(tmp_path / "dd")], tmp_path / "out.parquet")
+    with pytest.raises(InputError, match="no split 'dev'"):
+        ingest([f"{tmp_path / 'dd'}:dev"], tmp_path / "out.parquet")
+    report = ingest([f"{tmp_path / 'dd'}:test"], tmp_path / "out.parquet")
+    frame = read_samples(tmp_path / "out.parquet")
+    assert report.samples == 1 and frame["source"][0] == "dd"
+    assert frame["messages"][0][-1]["content"] == "That happens; you can try again."
 
 
 # (file name, bytes, skip reason, location named in the error); each file also holds one good row

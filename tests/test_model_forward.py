@@ -16,7 +16,8 @@ def _samples(n: int) -> list[dict]:
     for i in range(n):
         messages = [{"role": "user", "content": "the cat sees a dog. " * (1 + i % 6) + f"question {i}"}]
         if i % 4 == 3:  # multi-turn
-            messages += [{"role": "assistant", "content": "the dog likes a river."}, {"role": "user", "content": "why?"}]
+            messages.append({"role": "assistant", "content": "the dog likes a river."})
+            messages.append({"role": "user", "content": "why?"})
         messages.append({"role": "assistant", "content": "the answer is " + "a house, " * (1 + i % 5) + str(i)})
         out.append({"id": f"s{i:02d}", "messages": messages})
     return out

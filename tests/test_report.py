@@ -43,7 +43,10 @@ def project(tmp_path):
     marks = {"hard": {"loss_pre": 4.5, "loss_cur": 3.0}, "sparse": {"knn_sim": 0.2}, "low_quality": {"quality": 3.0}}
     budget = {**marks, "hard": {"loss_pre": 4.0, "loss_cur": 3.0}}
     _write_json(r1 / "select.json", {"thresholds": budget, "sigma_rule_thresholds": marks, "counts": {"hard": 1}})
-    _write_json(r1 / "refine.json", {"gate": {"accepted": 2, "rejected": 1}, "teacher": {"simplify_tokens": 420}})
+    ops = {op: {"requested": 2, "accepted": 1, "rejected": 1, "rejected_by": {"copy": 1, "signal": 0}}
+           for op in ("simplify", "improve", "synthesize")}
+    usage = {"simplify": {"prompt_tokens": 420, "completion_tokens": 80, "requests": 2}}
+    _write_json(r1 / "refine.json", {"gate": True, "ops": ops, "teacher_usage": usage})
     _write_json(r1 / "eval.json", {"nll": 2.5, "exact_match": 0.1})
     _write_json(tmp_path / "data/r2/train.json", {"final_loss": 1.0})
     _write_json(tmp_path / "data/r3/eval.json", {"nll": 2.1, "exact_match": 0.3})
@@ -61,7 +64,8 @@ def test_report_has_every_section_and_no_external_assets(project):
     assert "hard.loss_pre 4<title>" in html and "σ-rule hard.loss_pre 4.5<title>" in html
     assert html.count("hard.loss_cur 3<title>") == 1  # equal values shown once
     assert "n=11" in html  # NaN quality is not plotted
-    assert "gate.accepted" in html and "teacher tokens" in html
+    assert "<th>rejected_by.copy</th>" in html and "<td>improve</td>" in html  # gate outcomes per operation
+    assert "teacher_usage.simplify.prompt_tokens" in html and "teacher tokens" in html
     assert "missing: round 2" in html  # eval chart gap
     assert "refine metrics (refine.json): missing" in html  # round 2
     assert html.count("<svg") >= 8

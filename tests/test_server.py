@@ -83,9 +83,9 @@ def test_logprobs_are_sent_only_when_asked_and_capped_at_top_logprobs():
 
 
 def test_dropped_connection_gives_no_response_and_is_counted():
-    with ChatServer(lambda body: Reply(drop=True)) as server:
-        with pytest.raises((http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError)):
-            _post(server, CHAT)
+    dropped = (http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError)
+    with ChatServer(lambda body: Reply(drop=True)) as server, pytest.raises(dropped):
+        _post(server, CHAT)
     assert server.stats.dropped == 1 and server.stats.by_status == {}
 
 

@@ -15,6 +15,7 @@ app = typer.Typer(
 def _register() -> None:
     # Command modules register themselves on `app`; imported here so `middo --help` lists them all.
     from middo.cli import data as _data  # noqa: F401
+    from middo.cli import demo as _demo  # noqa: F401
     from middo.cli import model as _model  # noqa: F401
     from middo.cli import pipeline as _pipeline  # noqa: F401
     from middo.cli import report as _report  # noqa: F401

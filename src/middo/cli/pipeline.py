@@ -61,4 +61,7 @@ def init(
     except MiddoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"created {created}; next: cd {created} && dvc repro")
+    if teacher_url is None:
+        typer.echo("note: teacher.backend is `sim`, the demo's SIMULATED teacher, which only knows the demo's tasks; "
+                   "set teacher.backend/base_url/model in params.yaml (or pass --teacher-url) for real data")
+    typer.echo(f"created {created}; next: cd {created} && git add -A && git commit -m init && dvc repro")

@@ -1,5 +1,8 @@
 """The sample schema, ids, and reading/writing dataset files."""
 
+from middo.data.config import DataConfig
+from middo.data.export import export_file
+from middo.data.ingest import IngestReport, ingest
 from middo.data.schema import (
     OPS,
     ROLES,
@@ -14,6 +17,10 @@ from middo.data.schema import (
 )
 
 __all__ = [
+    "DataConfig",
+    "IngestReport",
+    "export_file",
+    "ingest",
     "OPS",
     "ROLES",
     "SAMPLE_SCHEMA",

@@ -18,6 +18,7 @@ from middo.data.formats import FORMATS, TURN_FIELDS
 from middo.data.schema import read_samples
 from middo.errors import ConfigError, InputError
 
+EXPORT_SLICE_ROWS = 10_000  # rows turned into Python dicts at a time
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
@@ -44,7 +45,7 @@ def export_file(input_path: str | Path, output: str | Path, fmt: str) -> int:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
-    rows = export_rows(frame.to_dicts(), fmt)
+    rows = (row for part in frame.iter_slices(EXPORT_SLICE_ROWS) for row in export_rows(part.to_dicts(), fmt))
     try:
         count = _write(rows, partial, as_array=output.suffix.lower() == ".json")
     except BaseException:

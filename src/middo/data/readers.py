@@ -25,6 +25,8 @@ PARQUET_BATCH_ROWS = 2048
 def input_kind(spec: str) -> str:
     """`jsonl`, `json`, `parquet`, `saved` (save_to_disk dir), `datasets` (load_dataset dir or hub id)."""
     path = Path(spec)
+    if not path.exists() and ":" in spec and Path(spec.rsplit(":", 1)[0]).is_dir():
+        path = Path(spec.rsplit(":", 1)[0])  # DIR:SPLIT
     if path.is_dir():
         return "saved" if _is_saved_dataset(path) else "datasets"
     if path.is_file():
@@ -45,7 +47,8 @@ def source_name(spec: str) -> str:
     path = Path(spec)
     if path.exists():
         return path.stem if path.is_file() else path.name
-    return spec.rsplit(":", 1)[0]
+    head = spec.rsplit(":", 1)[0]
+    return Path(head).name if Path(head).is_dir() else head
 
 
 def read_rows(spec: str) -> Iterator[RawRow]:
@@ -92,9 +95,14 @@ def _dataset_rows(spec: str, kind: str) -> Iterator[RawRow]:
     try:
         loaded = datasets.load_from_disk(name) if kind == "saved" else datasets.load_dataset(name, split=split or None)
     except (FileNotFoundError, ValueError, ConnectionError) as exc:
-        raise InputError(f"{spec}: cannot load this dataset ({exc}); check the name, path and split") from exc
+        raise InputError(
+            f"{spec}: cannot load this dataset ({exc}); check the name, path and split (a hub id needs network access "
+            "or a copy in the `datasets` cache)"
+        ) from exc
     if isinstance(loaded, datasets.DatasetDict):
         if split:
+            if split not in loaded:
+                raise InputError(f"{spec}: no split {split!r}; the dataset has splits {list(loaded)}")
             loaded = loaded[split]
         elif len(loaded) == 1:
             loaded = next(iter(loaded.values()))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from middo.config import check
 from middo.demo.corpus import corpus_lines
-from middo.demo.defects import garbled_prompt, wrong_answer
+from middo.demo.defects import DEFECTS, garbled_prompt, wrong_answer
 from middo.demo.families import FAMILIES
 from middo.demo.tasks import Item, render, solve
 
@@ -40,7 +41,7 @@ class SuiteConfig:
     """Fraction of the seed set carrying each planted defect (disjoint; exact counts, rounded)."""
     weights: dict[str, float] = field(
         default_factory=lambda: {
-            "arith": 0.26, "list": 0.34, "fact": 0.16, "word": 0.16, "compare": 0.04, "count": 0.04
+            "arith": 0.26, "list": 0.37, "fact": 0.16, "word": 0.16, "compare": 0.025, "count": 0.025
         }
     )  # fmt: skip
     """Share of each family in the seed set; families at or below `rare_share` are the rare ones."""
@@ -138,4 +139,48 @@ def write_suite(out_dir: str | Path, cfg: SuiteConfig) -> dict[str, Path]:
         text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
         paths[key].write_text(text, encoding="utf-8")
     paths["corpus"].write_text("\n".join(corpus_lines(cfg.n_corpus, cfg.seed)) + "\n", encoding="utf-8")
+    paths["readme"] = out_dir / "README.md"
+    paths["readme"].write_text(readme_text(cfg, seed, evaluation), encoding="utf-8")
     return paths
+
+
+def readme_text(cfg: SuiteConfig, seed: list[dict], evaluation: list[dict]) -> str:
+    """The README of a generated suite: how it was made and what it holds."""
+    planted = Counter(row["meta"]["planted"] or "clean" for row in seed)
+    families = Counter(row["meta"]["family"] for row in seed)
+    examples = {}
+    for row in seed:
+        examples.setdefault(row["meta"]["planted"] or "clean", row["messages"])
+    lines = [
+        "# Demo task suite (generated)",
+        "",
+        f"Written by `middo demo generate --seed {cfg.seed}` (`middo.demo.generate`); the same seed rewrites these",
+        "files byte for byte. Do not edit them by hand.",
+        "",
+        f"- `seed.jsonl`: {len(seed)} OpenAI chat samples with planted defects (the loop's D0).",
+        f"- `eval.jsonl`: {len(evaluation)} clean held-out samples, {len(evaluation) // len(FAMILIES)} per family; "
+        f"{sum(r['meta']['in_seed'] for r in evaluation)} of their prompts also occur in the seed set.",
+        f"- `corpus.txt`: {cfg.n_corpus} plain-text sentences about the same fictional world for pretraining M0;",
+        "  statements, never the question/answer form of the tasks.",
+        "",
+        "Each sample's `meta` holds `family`, `answer` (what the response says; the eval stage matches it exactly),",
+        "`item` (the structured question, so the correct answer can be recomputed), `rare` and `planted`: the",
+        "ground truth that `middo demo` and `bench/loop_value.py` score the signals against. No signal reads it.",
+        "",
+        "| planted | count | example |",
+        "|---|---|---|",
+    ]
+    for kind in ("clean", *DEFECTS, "rare_family"):
+        messages = examples.get(kind)
+        example = f"`{messages[0]['content']}` -> `{messages[1]['content']}`" if messages else ""
+        lines.append(f"| {kind} | {planted.get(kind, 0)} | {example} |")
+    lines += ["", "| family | seed samples | rare |", "|---|---|---|"]
+    lines += [f"| {name} | {families.get(name, 0)} | {name in cfg.rare_families} |" for name in FAMILIES]
+    lines += [
+        "",
+        "`wrong_answer`: a plausible wrong response. `garbled`: typos in the wording, or a part of the question left",
+        "out. `over_hard`: multi-digit arithmetic, long chains or lists, two-hop lookups, whose one-step forms teach",
+        "the same skill. `rare_family`: an otherwise clean sample of a rare family (the diversity signal's target).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -42,6 +42,11 @@ def split_gguf(name_or_path: str | Path, gguf_file: str | None) -> tuple[str, st
     return text, gguf_file
 
 
+def looks_local(source: str) -> bool:
+    """A filesystem path rather than a hub id (`owner/name`)."""
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or Path(source).exists()
+
+
 def load_model(
     name_or_path: str | Path,
     gguf_file: str | None = None,
@@ -54,6 +59,9 @@ def load_model(
     are dequantised on every load (slow): convert once with `middo model convert-gguf GGUF --output DIR`.
     """
     source, gguf_file = split_gguf(name_or_path, gguf_file)
+    if looks_local(source) and not Path(source).is_dir():
+        raise InputError(f"{source}: no such model dir; pass a local model dir (see `middo model init`), a hub id "
+                         "or a .gguf file")  # fmt: skip
     target = pick_device(device)
     torch_dtype = pick_dtype(dtype, target)
     extra = {"gguf_file": gguf_file} if gguf_file else {}

@@ -52,6 +52,7 @@ STAGE_SPECS: dict[str, StageSpec] = {
             ("middo.model.config:ModelConfig", "model"),
             ("middo.refine.config:RefineConfig", "refine"),
             ("middo.teacher.config:TeacherConfig", "teacher"),
+            ("middo.signals.config:JudgeConfig", "judge"),
         ),
         ("data", "demo", "model", "refine", "signals", "teacher"),
     ),

@@ -166,13 +166,25 @@ def _refine(outputs: RoundOutputs) -> str:
     tokens = {key: numeric(v) for key, v in flat.items() if "token" in key.lower() and numeric(v) is not None}
     gate = [(key, value) for key, value in flat.items() if any(w in key.lower() for w in ("gate", "reject", "accept"))]
     parts = ["<h3>Refine: gate and teacher</h3>"]
-    parts.append(_table(gate, ("gate metric", "value")) if gate else _missing("gate outcomes in refine.json"))
+    if isinstance(refine.get("ops"), dict):  # refine.json: ops.<op>.{requested, accepted, rejected_by.<check>, ...}
+        parts.append(_per_op_table(refine["ops"]))
+    elif gate:
+        parts.append(_table(gate, ("gate metric", "value")))
+    else:
+        parts.append(_missing("gate outcomes in refine.json"))
     parts.append(svg.bars(tokens, "teacher tokens") if tokens else _missing("teacher token counts in refine.json"))
     other = [(key, value) for key, value in flat.items() if key not in tokens and key not in dict(gate)]
     if other:
         parts.append("<details><summary>all refine metrics</summary>" + _table(other, ("metric", "value")))
         parts.append("</details>")
     return "".join(parts)
+
+
+def _per_op_table(ops: dict) -> str:
+    flat_ops = {op: flatten(values) for op, values in ops.items() if isinstance(values, dict)}
+    columns = list(dict.fromkeys(key for values in flat_ops.values() for key in values))
+    rows = [(op, *[values.get(key) for key in columns]) for op, values in flat_ops.items()]
+    return _table(rows, ("operation", *columns))
 
 
 def _examples(outputs: RoundOutputs, previous: pl.DataFrame | None) -> str:

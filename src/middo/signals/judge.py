@@ -16,10 +16,14 @@ import polars as pl
 from middo.data.schema import read_samples
 from middo.log import get_logger, write_metrics
 from middo.model.config import ModelConfig
+from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
+from middo.signals.judge_local import rate_local
+from middo.signals.judge_openai import rate_openai
 from middo.signals.judge_parse import MAX_SCORE, parse_rating
 from middo.signals.judge_prompts import ASPECTS
 from middo.tables import write_table
+from middo.teacher import TeacherConfig
 
 log = get_logger(__name__)
 
@@ -54,9 +58,6 @@ def histogram(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _local_ratings(samples: list[dict], model_path: str | Path, model_cfg: ModelConfig, judge_cfg: JudgeConfig):
-    from middo.model.load import load_model
-    from middo.signals.judge_local import rate_local
-
     model, tokenizer = load_model(model_path, device=model_cfg.device, dtype=model_cfg.dtype)
     generate = judge_cfg.mode == "generate"
     local = rate_local(model, tokenizer, samples, judge_cfg.token_budget, generate, judge_cfg.max_new_tokens,
@@ -73,12 +74,10 @@ def _local_ratings(samples: list[dict], model_path: str | Path, model_cfg: Model
 
 
 def judge_samples(samples: list[dict], model_path: str | Path, model_cfg: ModelConfig, judge_cfg: JudgeConfig,
-                  teacher_cfg=None) -> JudgeResult:
+                  teacher_cfg: TeacherConfig | None = None) -> JudgeResult:
     """Rate `samples` (dicts with `id`, `messages`) with the configured judge."""
     started = time.perf_counter()
     if judge_cfg.mode == "openai":
-        from middo.signals.judge_openai import rate_openai
-
         ratings, metrics = rate_openai(samples, teacher_cfg, judge_cfg)
     else:
         ratings, metrics = _local_ratings(samples, model_path, model_cfg, judge_cfg)
@@ -105,7 +104,7 @@ def judge_samples(samples: list[dict], model_path: str | Path, model_cfg: ModelC
 
 
 def run_judge(data: str | Path, model: str | Path, output: str | Path, metrics: str | Path, plot: str | Path,
-              model_cfg: ModelConfig, judge_cfg: JudgeConfig, teacher_cfg=None) -> JudgeResult:
+              model_cfg: ModelConfig, judge_cfg: JudgeConfig, teacher_cfg: TeacherConfig | None = None) -> JudgeResult:
     """Read the dataset, rate it, write the ratings table, the metrics JSON and the histogram CSV."""
     frame = read_samples(data)
     result = judge_samples(frame.select("id", "messages").to_dicts(), model, model_cfg, judge_cfg, teacher_cfg)

@@ -21,8 +21,17 @@ from middo.errors import InputError
 from middo.log import get_logger, write_metrics
 from middo.signals.config import ClusterConfig
 from middo.signals.embeddings import load_embeddings
-from middo.signals.knn_index import (CHUNK, auto_nlist, build_index, drop_self, exact_neighbours, neighbour_sims,
-                                     row_norms, search_chunks, unit_rows)
+from middo.signals.knn_index import (
+    CHUNK,
+    auto_nlist,
+    build_index,
+    drop_self,
+    exact_neighbours,
+    neighbour_sims,
+    row_norms,
+    search_chunks,
+    unit_rows,
+)
 from middo.tables import write_table
 
 __all__ = ["KNN_SCHEMA", "knn_table", "neighbour_sims", "run_cluster"]

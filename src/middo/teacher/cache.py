@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from middo.teacher.types import ChatReply, ChatRequest
+from middo.teacher.types import ChatReply, ChatRequest, Usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -85,3 +87,30 @@ class ReplyCache:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def complete_cached(
+    requests: list[ChatRequest],
+    keys: list[str],
+    cache: ReplyCache,
+    usage: Usage,
+    send: Callable[[list[ChatRequest], list[str]], list[ChatReply]],
+) -> list[ChatReply]:
+    """Replies in request order: cache hits at once, each distinct missing key sent once through `send` (which
+    caches and counts what it sends); a repeat of a request in the same call shares its reply as a cache hit."""
+    replies: list[ChatReply | None] = [cache.get(key) for key in keys]
+    first_of_key: dict[str, int] = {}
+    for index, reply in enumerate(replies):
+        if reply is None:
+            first_of_key.setdefault(keys[index], index)
+    unique = list(first_of_key.values())
+    fresh = send([requests[i] for i in unique], [keys[i] for i in unique]) if unique else []
+    sent = dict(zip((keys[i] for i in unique), fresh, strict=True))
+    usage.cache_hits += sum(reply is not None for reply in replies)
+    for index, reply in enumerate(replies):
+        if reply is None:
+            shared = sent[keys[index]]
+            repeat = first_of_key[keys[index]] != index
+            usage.cache_hits += repeat and shared.ok
+            replies[index] = dataclasses.replace(shared, cached=True) if repeat and shared.ok else shared
+    return [reply for reply in replies if reply is not None]

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from middo.errors import ConfigError
 from middo.log import get_logger
-from middo.teacher.cache import ReplyCache, cache_key
+from middo.teacher.cache import ReplyCache, cache_key, complete_cached
 from middo.teacher.config import TeacherConfig
 from middo.teacher.retry import backoff_s, classify
 from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
@@ -66,14 +66,8 @@ class OpenAITeacher:
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order: cached ones at once, the rest from the endpoint (each cached as it arrives)."""
         keys = [cache_key(self.cfg.base_url, self.cfg.model, request) for request in requests]
-        replies: list[ChatReply | None] = [self.cache.get(key) for key in keys]
-        self._usage.cache_hits += sum(reply is not None for reply in replies)
-        missing = [index for index, reply in enumerate(replies) if reply is None]
-        if missing:
-            fresh = _run_coroutine(self._send_all([requests[i] for i in missing], [keys[i] for i in missing]))
-            for index, reply in zip(missing, fresh, strict=True):
-                replies[index] = reply
-        return [reply for reply in replies if reply is not None]
+        return complete_cached(requests, keys, self.cache, self._usage,
+                               lambda missing, missing_keys: _run_coroutine(self._send_all(missing, missing_keys)))
 
     async def _send_all(self, requests: list[ChatRequest], keys: list[str]) -> list[ChatReply]:
         limit = asyncio.Semaphore(self.cfg.concurrency)
@@ -108,10 +102,15 @@ class OpenAITeacher:
                 break
             wait = backoff_s(attempt, self.cfg.backoff_base_s, self.cfg.backoff_max_s, failure.retry_after_s,
                              self._rng)
-            log.debug("teacher %s (%s); retry %d in %.2fs", failure.kind, failure.detail, attempt + 1, wait)
+            log.debug("teacher %s (%s); retry %d in %.2fs", failure.kind, self._scrub(failure.detail), attempt + 1,
+                      wait)
             await asyncio.sleep(wait)
         tries = f" after {attempt + 1} attempts" if attempt else ""
-        return failed(failure.kind, failure.detail + tries)
+        return failed(failure.kind, self._scrub(failure.detail) + tries)
+
+    def _scrub(self, text: str) -> str:
+        """`text` without the API key (a server may echo it in an error message)."""
+        return text if self._api_key == EMPTY_KEY else text.replace(self._api_key, "***")
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {

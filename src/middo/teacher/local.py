@@ -6,10 +6,11 @@ import hashlib
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from middo.errors import ConfigError
 from middo.log import get_logger
-from middo.teacher.cache import ReplyCache, cache_key
+from middo.teacher.cache import ReplyCache, cache_key, complete_cached
 from middo.teacher.config import TeacherConfig
 from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
 
@@ -53,16 +54,18 @@ class LocalTeacher:
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order; misses are generated shortest-prompt-first in batches and cached."""
         keys = [cache_key(self.endpoint, self.cfg.model, request) for request in requests]
-        replies: list[ChatReply | None] = [self.cache.get(key) for key in keys]
-        self._usage.cache_hits += sum(reply is not None for reply in replies)
-        prompts = {i: self._prompt(requests[i]) for i, reply in enumerate(replies) if reply is None}
-        order = sorted(prompts, key=lambda i: len(prompts[i]))
+        return complete_cached(requests, keys, self.cache, self._usage, self._generate_all)
+
+    def _generate_all(self, requests: list[ChatRequest], keys: list[str]) -> list[ChatReply]:
+        """Generate shortest prompt first in batches of `local_batch_size` (split where settings differ)."""
+        prompts = [self._prompt(request) for request in requests]
+        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
+        replies: list[ChatReply | None] = [None] * len(requests)
         size = self.cfg.local_batch_size
-        for start in range(0, len(order), size):
-            # one batch shares temperature, max_tokens and logprobs: split on them, keep length order otherwise
+        for start in tqdm(range(0, len(order), size), desc="local teacher", unit="batch", disable=len(order) <= size):
             for group in _same_settings(order[start:start + size], requests):
-                for index, reply in zip(group, self._generate([requests[i] for i in group],
-                                                              [prompts[i] for i in group]), strict=True):
+                generated = self._generate([requests[i] for i in group], [prompts[i] for i in group])
+                for index, reply in zip(group, generated, strict=True):
                     self.cache.put(keys[index], reply)
                     self._usage.attempts += 1
                     self._usage.record(requests[index], reply)

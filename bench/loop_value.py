@@ -1,0 +1,210 @@
+"""Loop value: does the closed loop beat the seed model, and an equal-budget random control, on the bundled demo?
+
+For each seed and arm it regenerates the demo suite with that seed into a fresh copy of the project, sets the arm's
+params (`random`: select.mode random, the same number of flags chosen at random; `nogate`: refine.gate false;
+`middo`: params.yaml as it is), and runs the unrolled pipeline's stage commands in order (what `dvc repro` runs).
+Stages before select-1 do not depend on the arm: they run once per seed and later arms copy their outputs.
+
+    .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1]
+
+Prints per run and per signal tables, then one JSON line: `gain_vs_seed` (final - eval@1 exact match of the middo
+arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (per signal, round 1: complexity =
+mean percentile rank of loss_pre and loss_cur vs over_hard + wrong_answer; quality = -quality vs garbled;
+diversity = -knn_sim vs rare families), flag precision/recall per signal and arm, accuracy mean/std per arm, and
+teacher requests/tokens per arm. The teacher is the SIMULATED one when params.yaml has teacher.backend: sim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from middo.demo.generate import SuiteConfig, write_suite
+from middo.demo.metrics import mean_spread
+from middo.demo.report import demo_summary
+from middo.pipeline.build import build_pipeline
+from middo.pipeline.config import LoopConfig
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS = {"middo": {}, "random": {"select": {"mode": "random"}}, "nogate": {"refine": {"gate": False}}}
+SIGNALS = ("complexity", "quality", "diversity")
+
+
+def shared_stage(name: str) -> bool:
+    """Stages whose outputs do not depend on select/refine params (so every arm of a seed has the same ones)."""
+    return name in ("prepare", "pretrain", "train-1", "score-1", "cluster-1", "judge-1", "eval-1")
+
+
+def project_copy(dest: Path, seed: int, arm: str, rounds: int | None) -> tuple[dict, int]:
+    """A fresh project in `dest`: stage scripts, params.yaml with the arm's overrides, the suite of `seed`."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(REPO / "stages", dest / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for section_name, values in ARMS[arm].items():
+        params.setdefault(section_name, {}).update(values)
+    if rounds is not None:
+        params.setdefault("loop", {})["rounds"] = rounds
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    loop = LoopConfig(**params.get("loop", {}))
+    write_suite(dest / Path(loop.seed).parent, SuiteConfig(seed=seed))
+    return params, loop.rounds
+
+
+def stage_paths(stage: dict) -> list[str]:
+    """Every output path a stage declares (outs, metrics, plots)."""
+    paths = []
+    for key in ("outs", "metrics", "plots"):
+        paths += [next(iter(entry)) if isinstance(entry, dict) else entry for entry in stage.get(key, [])]
+    return paths
+
+
+def run_pipeline(dest: Path, params: dict, rounds: int, reuse: Path | None) -> float:
+    """Run the stage commands in order in `dest`; shared stages are copied from `reuse` when given."""
+    started = time.perf_counter()
+    logs = dest / "logs"
+    logs.mkdir(exist_ok=True)
+    for name, stage in build_pipeline(rounds, params, package_dir=None)["stages"].items():
+        if reuse is not None and shared_stage(name):
+            for path in stage_paths(stage):
+                source, target = reuse / path, dest / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+            continue
+        argv = shlex.split(stage["cmd"])
+        argv[0] = sys.executable  # the cmd says `python`: use this interpreter (the venv)
+        stage_start = time.perf_counter()
+        with (logs / f"{name}.log").open("w", encoding="utf-8") as log:
+            result = subprocess.run(argv, cwd=dest, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            tail = (logs / f"{name}.log").read_text(encoding="utf-8").splitlines()[-15:]
+            raise SystemExit(f"stage {name} failed in {dest} (exit {result.returncode}):\n" + "\n".join(tail))
+        print(f"  {name:<12} {time.perf_counter() - stage_start:7.1f}s", file=sys.stderr, flush=True)
+    return time.perf_counter() - started
+
+
+def arm_result(dest: Path) -> dict:
+    """Eval accuracy, round-1 signal findings and summed teacher usage of a finished run."""
+    summary = demo_summary(dest)
+    usage: dict[str, float] = {}
+    for round_usage in summary["teacher"].values():
+        for key, value in round_usage.items():
+            usage[key] = usage.get(key, 0) + value
+    first_round = summary["rounds"][min(summary["rounds"])]["signals"]
+    return {
+        "eval_first": summary["eval_first"],
+        "eval_final": summary["eval_final"],
+        "signals": first_round,
+        "teacher": usage,
+    }
+
+
+def aggregate(results: dict[tuple[int, str], dict], arms: list[str]) -> dict:
+    """The figures over seeds: gains, AUROC per signal, precision/recall per arm, accuracy and teacher per arm."""
+    seeds = sorted({seed for seed, _ in results})
+
+    def per_seed(arm: str, fn) -> list[float]:
+        return [fn(results[(seed, arm)]) for seed in seeds if (seed, arm) in results]
+
+    first_arm = arms[0]
+    out: dict = {"seeds": seeds, "arms": arms}
+    out["gain_vs_seed"] = mean_spread(per_seed(first_arm, lambda r: r["eval_final"] - r["eval_first"]))["mean"]
+    if "random" in arms and first_arm != "random":
+        gains = [results[(s, first_arm)]["eval_final"] - results[(s, "random")]["eval_final"] for s in seeds]
+        out["gain_vs_random"] = mean_spread(gains)["mean"]
+    else:
+        out["gain_vs_random"] = None
+    out["auroc"] = {s: mean_spread(per_seed(first_arm, lambda r, s=s: r["signals"][s]["auroc"]))["mean"]
+                    for s in SIGNALS}
+    out["flags"] = {
+        arm: {s: {k: mean_spread(per_seed(arm, lambda r, s=s, k=k: r["signals"][s][k]))["mean"]
+                  for k in ("precision", "recall")} for s in SIGNALS}
+        for arm in arms
+    }
+    out["accuracy"] = {
+        arm: {"seed": mean_spread(per_seed(arm, lambda r: r["eval_first"])),
+              "final": mean_spread(per_seed(arm, lambda r: r["eval_final"]))}
+        for arm in arms
+    }
+    out["teacher"] = {
+        arm: {k: mean_spread(per_seed(arm, lambda r, k=k: r["teacher"].get(k, math.nan)))["mean"]
+              for k in ("requests", "prompt_tokens", "completion_tokens", "children_accepted")}
+        for arm in arms
+    }
+    return out
+
+
+def _finite(value):
+    """NaN -> None throughout, so the JSON line stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _f(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def print_tables(results: dict[tuple[int, str], dict], figures: dict) -> None:
+    print(f"{'seed':>4} {'arm':<8}{'eval@1':>8}{'final':>8}{'gain':>8}{'requests':>10}{'tokens':>9}{'accepted':>10}")
+    for (seed, arm), r in sorted(results.items()):
+        t = r["teacher"]
+        tokens = t.get("prompt_tokens", 0) + t.get("completion_tokens", 0)
+        print(f"{seed:>4} {arm:<8}{_f(r['eval_first']):>8}{_f(r['eval_final']):>8}"
+              f"{_f(r['eval_final'] - r['eval_first']):>8}{t.get('requests', 0):>10}{tokens:>9}"
+              f"{t.get('children_accepted', 0):>10}")
+    print(f"\n{'signal':<11}{'AUROC':>7}  " + "  ".join(f"{arm + ' P/R':>14}" for arm in figures["arms"]))
+    for s in SIGNALS:
+        cells = [figures["flags"][arm][s] for arm in figures["arms"]]
+        pr = "  ".join(f"{_f(c['precision']) + '/' + _f(c['recall']):>14}" for c in cells)
+        print(f"{s:<11}{_f(figures['auroc'][s]):>7}  {pr}")
+    for arm, acc in figures["accuracy"].items():
+        print(f"{arm:<8} accuracy seed {_f(acc['seed']['mean'])} ± {_f(acc['seed']['std'])} -> final "
+              f"{_f(acc['final']['mean'])} ± {_f(acc['final']['std'])} over {acc['final']['n']} seeds")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0", help="comma-separated suite seeds, e.g. 0,1,2")
+    parser.add_argument("--arms", default="middo,random,nogate", help=f"comma-separated arms from {list(ARMS)}")
+    parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (default: loop.rounds)")
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "loop_value")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms or not seeds:
+        parser.error(f"--arms takes names from {list(ARMS)} (got {unknown or arms}); --seeds at least one seed")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    results, wall = {}, {}
+    for seed in seeds:
+        first_dir = None
+        for arm in arms:
+            dest = args.workdir / f"seed{seed}" / arm
+            print(f"seed {seed} arm {arm}: {dest}", file=sys.stderr, flush=True)
+            params, rounds = project_copy(dest, seed, arm, args.rounds)
+            wall[f"{seed}/{arm}"] = run_pipeline(dest, params, rounds, first_dir)
+            first_dir = first_dir or dest
+            results[(seed, arm)] = arm_result(dest)
+    figures = aggregate(results, arms)
+    print_tables(results, figures)
+    figures["wall_s"] = {key: round(value, 1) for key, value in wall.items()}
+    print(json.dumps(_finite(figures)))
+
+
+if __name__ == "__main__":
+    main()

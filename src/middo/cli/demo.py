@@ -1,0 +1,75 @@
+"""`middo demo` (run the bundled demo and score it) and `middo demo generate` (write the demo's task suite)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from middo.cli.main import app
+from middo.errors import MiddoError
+
+demo_app = typer.Typer(
+    help="The bundled offline demo: a task suite with planted defects and a SIMULATED teacher.",
+    invoke_without_command=True,
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
+def run(
+    ctx: typer.Context,
+    project: Annotated[Path, typer.Option(help="Project directory holding params.yaml and dvc.yaml.")] = Path("."),
+    repro: Annotated[bool, typer.Option(help="Run `dvc repro` first; --no-repro only prints the summary.")] = True,
+) -> None:
+    """Run the demo pipeline (`dvc repro`), then print which planted defects each signal found and eval@1 vs final.
+
+    Examples: `middo demo`, `middo demo --no-repro` (summary of the last run).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from middo.demo.report import demo_summary, format_summary
+
+    try:
+        if repro:
+            _repro(project)
+        typer.echo(format_summary(demo_summary(project)))
+    except MiddoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _repro(project: Path) -> None:
+    if not (project / "data" / "demo" / "seed.jsonl").exists():
+        typer.echo(f"error: {project}/data/demo/seed.jsonl is missing; run `middo demo generate` first", err=True)
+        raise typer.Exit(1)
+    if not (project / "dvc.yaml").exists():
+        from middo.pipeline.unroll import unroll
+
+        typer.echo(f"no dvc.yaml: writing {unroll(project / 'params.yaml', None, project / 'dvc.yaml')}")
+    typer.echo("running `dvc repro` (the teacher is SIMULATED when params.yaml has teacher.backend: sim)")
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, check=False)
+    if result.returncode != 0:
+        typer.echo(f"error: `dvc repro` failed with exit code {result.returncode}; see its output above", err=True)
+        raise typer.Exit(result.returncode)
+
+
+@demo_app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Directory for seed.jsonl, eval.jsonl, corpus.txt and README.md.")] = Path(
+        "data/demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes identical files.")] = 0,
+) -> None:
+    """Write the demo task suite: a seed set with planted defects, a clean eval set, a pretraining corpus.
+
+    Example: `middo demo generate --out data/demo --seed 0`.
+    """
+    from middo.demo.generate import SuiteConfig, write_suite
+
+    paths = write_suite(out, SuiteConfig(seed=seed))
+    for path in paths.values():
+        typer.echo(f"wrote {path}")

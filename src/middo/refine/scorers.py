@@ -1,0 +1,70 @@
+"""The real scorers the stage gives the gate: loss and prompt embedding under Mr (one forward pass), the judge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from middo.model.config import ModelConfig
+from middo.model.forward import score_forward
+
+
+class ModelScorer:
+    """Mean assistant-token NLL and prompt embedding under Mr, from one `score_forward` pass, memoised by id.
+
+    `load` returns `(model, tokenizer)`; it is called on first use.
+
+    The score stage made D(r-1)'s embeddings with the same function and model, so child and dataset vectors are
+    comparable.
+    """
+
+    def __init__(self, load: Callable[[], tuple], token_budget: int, model_cfg: ModelConfig):
+        self._load, self._model = load, None
+        self.token_budget, self.model_cfg = token_budget, model_cfg
+        self._loss: dict[str, float] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_path(cls, model_path: str | Path, token_budget: int, model_cfg: ModelConfig) -> ModelScorer:
+        """A scorer that loads Mr from `model_path` on first use (never, if no child needs scoring)."""
+        from middo.model.load import load_model
+
+        return cls(lambda: load_model(model_path, device=model_cfg.device, dtype=model_cfg.dtype), token_budget,
+                   model_cfg)
+
+    def _ensure(self, samples: list[dict]) -> None:
+        todo = list({s["id"]: s for s in samples if s["id"] not in self._loss}.values())
+        if not todo:
+            return
+        if self._model is None:
+            self._model = self._load()
+        model, tokenizer = self._model
+        result = score_forward(model, tokenizer, todo, self.token_budget, embed=True,
+                               max_length=self.model_cfg.max_length, chat_template=self.model_cfg.chat_template)
+        for row, sample_id in enumerate(result.ids):
+            self._loss[sample_id] = float(result.loss[row])
+            self._vectors[sample_id] = result.embeddings[row]
+
+    def loss(self, samples: list[dict]) -> dict[str, float]:
+        """{id: mean assistant-token NLL under Mr} (NaN when no assistant token fits the context)."""
+        self._ensure(samples)
+        return {s["id"]: self._loss[s["id"]] for s in samples}
+
+    def embed(self, samples: list[dict]) -> np.ndarray:
+        """Prompt embeddings [N, d] under Mr, in the order of `samples`."""
+        self._ensure(samples)
+        return np.stack([self._vectors[s["id"]] for s in samples]) if samples else np.zeros((0, 0), np.float32)
+
+
+def judge_rater(model_path: str | Path, model_cfg: ModelConfig, judge_cfg, teacher_cfg):
+    """rate_fn for the gate: `quality` from `middo.signals.judge.judge_samples` with the round's judge settings."""
+    from middo.signals.judge import judge_samples
+
+    def rate(samples: list[dict]) -> dict[str, float]:
+        unique = list({s["id"]: s for s in samples}.values())
+        table = judge_samples(unique, model_path, model_cfg, judge_cfg, teacher_cfg).table
+        return dict(zip(table["id"].to_list(), table["quality"].to_list(), strict=True))
+
+    return rate

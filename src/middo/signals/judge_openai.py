@@ -1,0 +1,63 @@
+"""The `openai` judge: the six rating prompts sent to the `teacher` endpoint (any OpenAI-compatible server).
+
+Each request asks for top logprobs. When the reply carries them, the rating is the expected score over the score
+tokens among the first position's alternatives (the second position splits `1` into 1 and 10 when the reply
+starts with a `1` token); otherwise the reply text is parsed strictly. Failed requests and unparseable replies
+are NaN and counted. Requests go through the teacher's request cache, so a re-run pays nothing twice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from middo.errors import ConfigError
+from middo.signals.config import JudgeConfig
+from middo.signals.judge_parse import expected_from_top_logprobs, parse_rating
+from middo.signals.judge_prompts import ASPECTS, sample_rating_messages
+from middo.teacher import ChatReply, ChatRequest, TeacherConfig, make_teacher
+
+OP = "judge"
+
+
+def rating_from_reply(reply: ChatReply, min_mass: float = 0.0) -> tuple[float, str]:
+    """(rating, how it was read: `logprobs`, `parsed`, `unparseable` or `failed`) of one reply."""
+    if not reply.ok:
+        return math.nan, "failed"
+    if reply.top_logprobs:
+        first = reply.top_logprobs[0]
+        chosen = max(first, key=first.get) if first else ""
+        second = reply.top_logprobs[1] if chosen.strip() == "1" and len(reply.top_logprobs) > 1 else None
+        score, mass = expected_from_top_logprobs(first, second)
+        if mass > 0 and mass >= min_mass:
+            return score, "logprobs"
+    rating = parse_rating(reply.text)
+    return rating, "unparseable" if math.isnan(rating) else "parsed"
+
+
+def rate_openai(samples: list[dict], teacher_cfg: TeacherConfig | None, judge_cfg: JudgeConfig, teacher=None):
+    """(ratings [N, 6], metrics) from the teacher endpoint; `teacher` overrides the one `teacher_cfg` makes."""
+    if teacher is None:
+        if teacher_cfg is None:
+            raise ConfigError("judge.mode is `openai` but no `teacher` section was given; set teacher.base_url/model")
+        teacher = make_teacher(teacher_cfg)
+    logprobs = judge_cfg.top_logprobs or None
+    requests = [
+        ChatRequest(messages, temperature=0.0, max_tokens=judge_cfg.max_new_tokens, op=OP, logprobs=logprobs)
+        for sample in samples
+        for messages in sample_rating_messages(list(sample["messages"]))
+    ]
+    replies = teacher.complete(requests)
+    read = [rating_from_reply(reply, judge_cfg.min_score_mass) for reply in replies]
+    ratings = np.array([rating for rating, _ in read], dtype=np.float64).reshape(len(samples), len(ASPECTS))
+    how = [kind for _, kind in read]
+    metrics = {
+        "requests": len(requests),
+        "failed_requests": how.count("failed"),
+        "logprob_ratings": how.count("logprobs"),
+        "parsed_replies": how.count("parsed") + how.count("unparseable"),
+        "parse_failures": how.count("unparseable"),
+        "teacher_usage": teacher.usage(),
+    }
+    return ratings, metrics

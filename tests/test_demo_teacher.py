@@ -1,0 +1,138 @@
+"""The simulated teacher: each refine operation answered in the marked format, errors at the configured rate, and
+the same behaviour behind the real loopback server through the openai client."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from openai import OpenAI
+
+from middo.demo.defects import garbled_prompt, noisy_words
+from middo.demo.families import FAMILIES
+from middo.demo.sim_teacher import make_sim_teacher
+from middo.demo.tasks import Item, family, recognise, render, solve
+from middo.demo.teacher import SIM_MODEL, between, running_sim_teacher, simulate
+from middo.refine import prompts as P
+from middo.teacher.config import TeacherConfig
+from middo.teacher.types import ChatRequest
+
+
+def chat(prompt: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+
+def body(messages: list[dict]) -> dict:
+    return {"model": "whatever", "messages": messages}
+
+
+def final(outcome) -> str:
+    assert outcome.mode == "ok" and outcome.text.count(P.FINAL_OPEN) == 1, outcome
+    return between(outcome.text, P.FINAL_OPEN, P.FINAL_CLOSE)
+
+
+def items(hard: bool, per_family: int = 15, seed: int = 0) -> list[Item]:
+    rng = random.Random(seed)
+    return [fam.draw(rng, hard) for fam in FAMILIES.values() for _ in range(per_family)]
+
+
+def test_respond_gives_the_correct_answer_in_markers():
+    for item in items(hard=False) + items(hard=True):
+        outcome = simulate(body(P.respond_messages(render(item, 1))), error_rate=0.0)
+        assert outcome.op == "respond" and final(outcome) == solve(item)
+
+
+def test_simplify_writes_the_one_step_form_of_an_over_hard_item():
+    for item in items(hard=True):
+        prompt = render(item, 0)
+        new = recognise(final(simulate(body(P.rewrite_messages("simplify", chat(prompt, solve(item)))), 0.0)))
+        assert new == family(item.family).simplify(item), prompt
+        assert not family(new.family).is_hard(new)
+
+
+def test_improve_rewrites_a_garbled_prompt_cleanly():
+    rng = random.Random(1)
+    for item in items(hard=False):
+        fam = family(item.family)
+        prompt, how = garbled_prompt(item, 0, rng)
+        text = final(simulate(body(P.rewrite_messages("improve", chat(prompt, solve(item)))), 0.0))
+        new = recognise(text)
+        assert new is not None and new.complete and new.family == item.family and text != prompt
+        if how == "noise":  # typos only: the teacher recovers the very question
+            assert new == item
+        assert text in {render(new, t) for t in range(len(fam.templates(new)))}, text
+
+
+def test_synthesize_writes_a_new_item_of_the_sparse_family():
+    for item in items(hard=False, per_family=5):
+        messages = P.synthesize_messages(chat(render(item, 0), solve(item)), [render(item, 1)], 0, 2)
+        new = recognise(final(simulate(body(messages), 0.0)))
+        assert new is not None and new.family == item.family and new != item
+
+
+def test_errors_at_the_configured_rate_and_deterministic():
+    requests = [body(P.respond_messages(render(item, 0))) for item in items(hard=False, per_family=70, seed=3)]
+    outcomes = [simulate(request, error_rate=0.3, seed=5) for request in requests]
+    assert outcomes == [simulate(request, error_rate=0.3, seed=5) for request in requests]
+    modes = [o.mode for o in outcomes]
+    assert abs(sum(m != "ok" for m in modes) / len(modes) - 0.3) < 0.06
+    assert {"wrong", "unmarked", "server_error"} <= set(modes)
+    for request, outcome in zip(requests, outcomes, strict=True):
+        item = recognise(between(request["messages"][1]["content"], P.PROMPT_OPEN, P.PROMPT_CLOSE))
+        if outcome.mode == "wrong":
+            assert between(outcome.text, P.FINAL_OPEN, P.FINAL_CLOSE) != solve(item)
+        elif outcome.mode == "unmarked":
+            assert P.FINAL_OPEN not in outcome.text and solve(item) in outcome.text
+        else:  # ok, or a server error whose retry gets the right answer
+            assert between(outcome.text, P.FINAL_OPEN, P.FINAL_CLOSE) == solve(item)
+    assert all(simulate(request, error_rate=0.0).mode == "ok" for request in requests)
+
+
+def test_unrecognised_requests_get_no_marked_answer():
+    unknown = simulate(body(P.respond_messages("Write a poem about the sea.")), 0.0)
+    no_op = simulate(body([{"role": "user", "content": "hello"}]), 0.0)
+    for outcome in (unknown, no_op):
+        assert not outcome.recognised and P.FINAL_OPEN not in outcome.text
+    garbled_answer = noisy_words("Write a poem about the sea", random.Random(0), rate=1.0)
+    assert P.FINAL_OPEN not in simulate(body(P.respond_messages(garbled_answer)), 0.0).text
+
+
+def test_openai_client_gets_replies_from_the_loopback_server():
+    prompt = "What is 347 + 589?"
+    with running_sim_teacher(TeacherConfig(backend="sim", sim_error_rate=0.0)) as base_url:
+        assert base_url.startswith("http://127.0.0.1:")
+        client = OpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+        response = client.chat.completions.create(
+            model=SIM_MODEL, messages=P.rewrite_messages("simplify", chat(prompt, "936"))
+        )
+        assert "simulated" in response.model
+        assert between(response.choices[0].message.content, P.FINAL_OPEN, P.FINAL_CLOSE) in {
+            render(Item("arith", "expr", (7, "+", 9)), t) for t in range(4)
+        }
+
+
+def test_sim_backend_retries_past_simulated_server_errors():
+    cfg = TeacherConfig(backend="sim", sim_error_rate=0.9, max_retries=2, backoff_base_s=0.0, backoff_max_s=0.0)
+    prompts = [render(item, 0) for item in items(hard=False, per_family=4, seed=9)]
+    requests = [ChatRequest(P.respond_messages(p), temperature=0.0, max_tokens=32, op="respond") for p in prompts]
+    expected = [simulate({"messages": r.messages}, 0.9) for r in requests]
+    with make_sim_teacher(cfg) as teacher:
+        replies = teacher.complete(requests)
+        usage = teacher.usage()
+    assert usage["simulated"] is True and usage["model"] == SIM_MODEL
+    assert all(reply.ok for reply in replies), [reply.error for reply in replies if not reply.ok]
+    n_server_errors = sum(o.mode == "server_error" for o in expected)
+    assert n_server_errors > 0 and usage["retries"] == n_server_errors
+    for reply, outcome in zip(replies, expected, strict=True):
+        assert reply.text == outcome.text
+
+
+@pytest.mark.parametrize("op", ["simplify", "improve"])
+def test_wrong_mode_of_prompt_ops_is_a_sloppy_task(op):
+    requests = [body(P.rewrite_messages(op, chat(render(item, 0), solve(item)))) for item in items(True, 20, 4)]
+    sloppy = [o for o in (simulate(r, 0.5, seed=2) for r in requests) if o.mode == "wrong"]
+    assert sloppy
+    for outcome in sloppy:
+        text = between(outcome.text, P.FINAL_OPEN, P.FINAL_CLOSE)
+        item = recognise(text)
+        assert item is None or text not in {render(item, t) for t in range(len(family(item.family).templates(item)))}
