@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -111,8 +112,9 @@ def run_one(directory: str, k: int) -> None:
     metrics = run_cluster(out, out / "knn.parquet", out / "cluster.json", ClusterConfig(k=k))
     seconds = time.perf_counter() - started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "index": metrics["index"],
-                      "recall": metrics.get("recall"), "n": metrics["n"]}))
+    keys = ("n", "index", "nlist", "nprobe", "recall", "load_seconds", "search_seconds", "knn_sim_mean")
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "load_avg": os.getloadavg()[0],
+                      **{key: metrics.get(key) for key in keys}}))
 
 
 def measure(directory: Path, k: int) -> dict:
@@ -120,8 +122,10 @@ def measure(directory: Path, k: int) -> dict:
     done = subprocess.run([sys.executable, __file__, "--child", str(directory), "--k", str(k)], check=True,
                           stdout=subprocess.PIPE, text=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"N={figures['n']}: {figures['index']} {figures['seconds']:.1f} s, peak RSS {figures['rss_mb']:.0f} MB, "
-          f"recall@{k} {figures['recall']}", flush=True)
+    print(f"N={figures['n']}: {figures['index']} {figures['seconds']:.1f} s "
+          f"(search {figures['search_seconds']:.1f} s), "
+          f"peak RSS {figures['rss_mb']:.0f} MB, recall@{k} {figures['recall']}, "
+          f"load average {figures['load_avg']:.1f} on {os.cpu_count()} cores", flush=True)
     return figures
 
 

@@ -56,9 +56,10 @@ def project_copy(dest: Path, seed: int, arm: str, rounds: int | None) -> tuple[d
     if rounds is not None:
         params.setdefault("loop", {})["rounds"] = rounds
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    loop = LoopConfig(**params.get("loop", {}))
-    write_suite(dest / Path(loop.seed).parent, SuiteConfig(seed=seed))
-    return params, loop.rounds
+    seed_input = params["data"]["seed"]  # the demo's data.seed: data/demo/seed.jsonl
+    seed_input = seed_input[0] if isinstance(seed_input, list) else seed_input
+    write_suite(dest / Path(seed_input).parent, SuiteConfig(seed=seed))
+    return params, LoopConfig(**params.get("loop", {})).rounds
 
 
 def stage_paths(stage: dict) -> list[str]:

@@ -1,35 +1,71 @@
 """Teacher client throughput against the loopback server with fixed latency per request.
 
-    .venv/bin/python bench/teacher.py [--latency 0.2] [--levels 1 8 32 64] [--rounds 10]
+    .venv/bin/python bench/teacher.py [--latency 0.2] [--levels 1 8 32 64] [--rounds 10] [--in-process]
 
 For each concurrency c it sends `rounds * c` distinct requests (cache disabled) and reports requests/s and the
-efficiency: measured / ideal, ideal = c / latency. Target: efficiency_at_32 >= 0.8. Ends with one JSON line.
+efficiency: measured / ideal, ideal = c / latency. Target: efficiency_at_32 >= 0.8. The server runs in a child
+process (a real endpoint is another process; `--in-process` shares this one's GIL) and reports its CPU seconds per
+request, which shows it is not the bottleneck. Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
 import time
+from collections.abc import Iterator
 
 from middo.teacher import ChatRequest, TeacherConfig, make_teacher
 from middo.teacher.server import ChatServer, Reply
 
 
-def measure(base_url: str, concurrency: int, n_requests: int, tag: str) -> float:
-    """Requests per second for `n_requests` distinct requests at `concurrency` (cache off)."""
+def measure(base_url: str, concurrency: int, n_requests: int, tag: str) -> tuple[float, float]:
+    """(requests per second, client CPU ms per request) for `n_requests` distinct requests at `concurrency`."""
     cfg = TeacherConfig(backend="openai", base_url=base_url, model="bench", concurrency=concurrency,
                         cache_path="", max_retries=0, timeout_s=30.0)
     teacher = make_teacher(cfg)
     requests = [ChatRequest([{"role": "user", "content": f"{tag} request {i}"}], 0.0, 16, "bench")
                 for i in range(n_requests)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     replies = teacher.complete(requests)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     failures = [reply.error for reply in replies if reply.error]
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    return n_requests / elapsed
+    return n_requests / elapsed, 1000 * cpu / n_requests
+
+
+def _serve(latency: float, connection) -> None:
+    with ChatServer(lambda body: Reply("a short teacher reply", delay_s=latency)) as server:
+        connection.send(server.base_url)
+        connection.recv()  # wait for the stop signal
+        stats = server.stats
+        connection.send({"total": stats.total, "max_in_flight": stats.max_in_flight, "cpu_s": time.process_time()})
+
+
+@contextlib.contextmanager
+def child_server(latency: float) -> Iterator[tuple[str, dict]]:
+    """The loopback server in a child process: yields (base_url, stats filled in on exit)."""
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    process = multiprocessing.get_context("fork").Process(target=_serve, args=(latency, child), daemon=True)
+    process.start()
+    stats: dict = {}
+    try:
+        yield parent.recv(), stats
+    finally:
+        parent.send("stop")
+        stats.update(parent.recv())
+        process.join()
+
+
+@contextlib.contextmanager
+def local_server(latency: float) -> Iterator[tuple[str, dict]]:
+    stats: dict = {}
+    with ChatServer(lambda body: Reply("a short teacher reply", delay_s=latency)) as server:
+        yield server.base_url, stats
+        stats.update(total=server.stats.total, max_in_flight=server.stats.max_in_flight, cpu_s=float("nan"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,20 +73,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the server waits per request")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 64], help="concurrency levels")
     parser.add_argument("--rounds", type=int, default=10, help="requests per level = rounds x concurrency")
+    parser.add_argument("--in-process", action="store_true", help="run the server in this process")
     args = parser.parse_args(argv)
 
-    results: dict[str, float] = {"latency_s": args.latency}
-    with ChatServer(lambda body: Reply("a short teacher reply", delay_s=args.latency)) as server:
-        measure(server.base_url, 4, 8, "warmup")
-        print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ideal':>8} {'efficiency':>10}")
+    results: dict[str, float | str] = {"latency_s": args.latency, "server": "thread" if args.in_process else "child"}
+    serve = local_server if args.in_process else child_server
+    with serve(args.latency) as (base_url, server_stats):
+        measure(base_url, 4, 8, "warmup")
+        print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ideal':>8} {'efficiency':>10} {'cpu ms/req':>10}")
         for level in args.levels:
             n_requests = args.rounds * level
-            rate = measure(server.base_url, level, n_requests, f"c{level}")
+            rate, cpu_ms = measure(base_url, level, n_requests, f"c{level}")
             ideal = level / args.latency
-            print(f"{level:>11} {n_requests:>8} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>10.3f}")
+            print(f"{level:>11} {n_requests:>8} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>10.3f} {cpu_ms:>10.2f}")
             results[f"rps_at_{level}"] = round(rate, 2)
             results[f"efficiency_at_{level}"] = round(rate / ideal, 4)
-        results["server_max_in_flight"] = server.stats.max_in_flight
+            results[f"client_cpu_ms_per_request_at_{level}"] = round(cpu_ms, 3)
+    results["server_max_in_flight"] = server_stats["max_in_flight"]
+    results["server_cpu_ms_per_request"] = round(1000 * server_stats["cpu_s"] / max(1, server_stats["total"]), 3)
     print(json.dumps(results))
 
 

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", default=None, help="optional refine log to write: one row per attempt (Parquet)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
+    if args.round < 1:
+        parser.error(f"--round {args.round}: rounds count from 1 (round 0 is the seed set)")
     params = load_params(args.params)
     model_cfg = section(ModelConfig, params, "model")
     refine_cfg = section(RefineConfig, params, "refine")

@@ -60,6 +60,7 @@ def make_run(project: Path, noise: float) -> pl.DataFrame:
     """A finished one-round run whose signals see the planted defects through `noise`."""
     paths = write_suite(project / "data" / "demo", SuiteConfig(n_seed=300, n_eval=60, n_corpus=50))
     rows = [json.loads(line) for line in paths["seed"].read_text().splitlines()]
+    rows = [{"messages": row.pop("messages"), "meta": row} for row in rows]  # as ingestion keeps them
     frame = pl.DataFrame({
         "id": [sample_id(r["messages"]) for r in rows],
         "messages": [r["messages"] for r in rows],

@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """Rows as ingestion sees them: `messages`, and every other field in `meta`."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [{"messages": row.pop("messages"), "meta": row} for row in rows]
 
 
 @pytest.fixture(scope="module")

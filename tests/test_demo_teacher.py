@@ -64,10 +64,12 @@ def test_improve_rewrites_a_garbled_prompt_cleanly():
 
 
 def test_synthesize_writes_a_new_item_of_the_sparse_family():
+    rng = random.Random(2)
     for item in items(hard=False, per_family=5):
-        messages = P.synthesize_messages(chat(render(item, 0), solve(item)), [render(item, 1)], 0, 2)
+        hints = [family(item.family).draw(rng, hard=False) for _ in range(3)]
+        messages = P.synthesize_messages(chat(render(item, 0), solve(item)), [render(h, 1) for h in hints], 0, 2)
         new = recognise(final(simulate(body(messages), 0.0)))
-        assert new is not None and new.family == item.family and new != item
+        assert new is not None and new.family == item.family and new != item and new not in hints
 
 
 def test_errors_at_the_configured_rate_and_deterministic():

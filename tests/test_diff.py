@@ -81,11 +81,12 @@ def test_cli_prints_counts_lists_and_examples(tmp_path, rounds):
     before, after, (a, _, _, d, simpler, *_) = rounds
     write_samples(before, tmp_path / "data/r0/dataset.parquet")
     write_samples(after, tmp_path / "data/r1/dataset.parquet")
-    result = CliRunner().invoke(app, ["diff", "0", "1", "--show", "4", "--project", str(tmp_path)])
+    result = CliRunner().invoke(app, ["diff", "0", "1", "--show", "1", "--project", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "kept: 1  replaced: 2  added: 2  removed: 1" in result.output
     assert f"removed  {d['id']}" in result.output
     assert f"replaced {a['id']} -> {simpler['id']} (simplify)" in result.output
     assert "before prompt:" in result.output and "easy question 0" in result.output
+    assert all(f"{op}: " in result.output for op in ("simplify", "improve", "synthesize"))  # one example per op
     missing = CliRunner().invoke(app, ["diff", "0", "7", "--project", str(tmp_path)])
     assert missing.exit_code == 1 and "no such dataset" in missing.output

@@ -119,3 +119,10 @@ def test_dvc_accepts_the_pipeline(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list"], cwd=tmp_path, capture_output=True,
                             text=True, check=True)
     assert [line.split()[0] for line in listed.stdout.splitlines()] == list(_build(2)["stages"])
+
+
+def test_seed_inputs_are_passed_and_local_ones_are_deps():
+    params = {**DEMO, "data": {"seed": ["data/a.jsonl", "tatsu-lab/alpaca:train"], "eval": "data/eval_in.parquet"}}
+    prepare = _build(1, params)["stages"]["prepare"]
+    assert "--input data/a.jsonl tatsu-lab/alpaca:train --eval-input data/eval_in.parquet" in prepare["cmd"]
+    assert prepare["deps"][-2:] == ["data/a.jsonl", "data/eval_in.parquet"]

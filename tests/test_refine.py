@@ -261,7 +261,7 @@ def test_rerun_after_interruption_sends_no_request_twice(world):
 def test_api_key_is_written_nowhere(world, monkeypatch, caplog, capsys):
     monkeypatch.setenv(KEY_ENV, SECRET)
     def fault(op, body, nth):
-        return Reply("bad key?", status=401) if op == "synthesize" else None
+        return Reply(f"invalid key {SECRET}", status=401) if op == "synthesize" else None  # a server echoing it
 
     with ChatServer(ScriptedTeacher(fault)) as server:
         refine(world, teacher_config(server, world))
@@ -272,6 +272,8 @@ def test_api_key_is_written_nowhere(world, monkeypatch, caplog, capsys):
         assert SECRET.encode() not in path.read_bytes(), path
     captured = capsys.readouterr()
     assert SECRET not in caplog.text + captured.out + captured.err
+    log = pl.read_parquet(world["out"] / "refine_log.parquet").filter(pl.col("op") == "synthesize")
+    assert "invalid key" in log["reason"][0]  # the echoed message was recorded, without the key
     assert_conserved(world)
 
 
@@ -307,3 +309,47 @@ def test_stage_end_to_end_with_the_real_model_and_judge(world, tiny_model_dir, t
                      "synthesize": ("knn_sim", "max_cos")}.items():
         if scores[op].get("max_cos", 0) <= 0.9999:  # not stopped earlier as a near-duplicate
             assert all(isinstance(scores[op][key], float) for key in keys), scores[op]
+
+
+def test_killed_run_resumes_without_paying_twice(world, tmp_path):
+    """The stage process is killed while its responses are in flight; the re-run asks only for those."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    def stall(op, body, nth):
+        return Reply(delay_s=20) if op == P.RESPOND else None
+
+    repo = Path(__file__).resolve().parents[1]
+    with ChatServer(ScriptedTeacher(stall)) as server:
+        params = {"model": {"base": "never-loaded"}, "refine": {},
+                  "teacher": {"backend": "openai", "base_url": server.base_url, "model": "scripted",
+                              "api_key_env": KEY_ENV, "cache_path": str(world["cache"]), "temperature": 0.0}}
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        out = world["out"]
+        command = [sys.executable, "-m", "stages.refine", "--data", str(world["data"]), "--flags", str(world["flags"]),
+                   "--knn", str(world["knn"]), "--embeddings", str(world["embeddings"]), "--model", "never-loaded",
+                   "--round", "1", "--output", str(out / "dataset.parquet"), "--metrics", str(out / "refine.json"),
+                   "--params", str(tmp_path / "params.yaml")]
+        process = subprocess.Popen(command, cwd=repo, env={**os.environ, KEY_ENV: SECRET},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while not any(operation(b) == P.RESPOND for b in list(server.stats.bodies)):
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "the stage never reached the response phase"
+                time.sleep(0.1)
+        finally:
+            process.kill()
+            process.wait()
+        assert not (out / "dataset.parquet").exists()
+        assert [operation(b) for b in server.stats.bodies].count("simplify") == 1
+        server.stats.reset()
+        server.handler = ScriptedTeacher()
+        refine(world, teacher_config(server, world))
+        assert sorted(operation(b) for b in server.stats.bodies) == [P.RESPOND] * 3
+    assert json.loads((out / "refine.json").read_text())["total"]["accepted"] == 3
+    assert_conserved(world)

@@ -64,8 +64,8 @@ def test_report_has_every_section_and_no_external_assets(project):
     assert "hard.loss_pre 4<title>" in html and "σ-rule hard.loss_pre 4.5<title>" in html
     assert html.count("hard.loss_cur 3<title>") == 1  # equal values shown once
     assert "n=11" in html  # NaN quality is not plotted
-    assert "<th>rejected_by.copy</th>" in html and "<td>improve</td>" in html  # gate outcomes per operation
-    assert "teacher_usage.simplify.prompt_tokens" in html and "teacher tokens" in html
+    assert "<td>rejected_by.copy</td>" in html and "<th>improve</th>" in html  # gate outcomes per operation
+    assert "simplify.prompt_tokens" in html and "teacher tokens" in html
     assert "missing: round 2" in html  # eval chart gap
     assert "refine metrics (refine.json): missing" in html  # round 2
     assert html.count("<svg") >= 8

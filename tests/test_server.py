@@ -121,3 +121,13 @@ def test_stop_releases_the_port():
     server.stop()
     with pytest.raises(ConnectionError):
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
+
+
+def test_malformed_and_streaming_requests_get_400_without_reaching_the_handler():
+    seen = []
+    with ChatServer(lambda body: seen.append(body) or "x") as server:
+        no_messages = _post(server, {"model": "m"})
+        streaming = _post(server, {**CHAT, "stream": True})
+    assert no_messages[0] == 400 and "messages" in no_messages[2]["error"]["message"]
+    assert streaming[0] == 400 and "streaming" in streaming[2]["error"]["message"]
+    assert seen == [] and server.stats.by_status == {400: 2}

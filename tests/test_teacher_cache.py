@@ -70,3 +70,14 @@ def test_repeats_in_one_call_are_sent_once(tmp_path):
     assert len(sent) == 2 and replies[0].text == replies[2].text != replies[1].text
     assert [reply.cached for reply in replies] == [False, False, True]
     assert usage.as_dict()["cache_hits"] == 1 and usage.as_dict()["requests"] == 2
+
+
+def test_get_many_spans_several_query_chunks(tmp_path):
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    keys = [f"key-{i}" for i in range(1200)]
+    for key in keys[::3]:
+        cache.put(key, ChatReply(f"text of {key}", None, 1, 1, cached=False))
+    found = cache.get_many(keys + ["key-0"])
+    assert [reply.text if reply else None for reply in found] == (
+        [f"text of {key}" if i % 3 == 0 else None for i, key in enumerate(keys)] + ["text of key-0"]
+    )

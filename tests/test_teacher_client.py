@@ -63,6 +63,24 @@ def test_429_retry_after_is_honoured_then_success(tmp_path):
     assert second - first >= 1.0  # backoff alone would wait at most backoff_max_s = 0.05 s
 
 
+def test_429_retry_after_as_http_date(tmp_path):
+    import email.utils
+
+    seen = collections.Counter()
+
+    def handler(body):
+        seen[_content(body)] += 1
+        if seen[_content(body)] == 1:
+            return Reply("busy", status=429, headers={"Retry-After": email.utils.formatdate(time.time() + 2,
+                                                                                              usegmt=True)})
+        return _echo(body)
+
+    with ChatServer(handler) as server:
+        replies = _teacher(server, tmp_path).complete(_requests(1))
+    first, second = server.stats.arrivals
+    assert replies[0].text == "re: prompt 0" and second - first >= 1.0  # whole seconds: at least 1 s of the 2
+
+
 def test_server_errors_are_retried_until_success(tmp_path):
     seen = collections.Counter()
 
@@ -207,10 +225,14 @@ def test_requests_without_logprobs_do_not_ask_for_them(tmp_path):
     assert "logprobs" not in server.stats.bodies[0] and replies[0].top_logprobs is None
 
 
-def test_concurrency_bound_is_respected(tmp_path):
-    with ChatServer(lambda body: Reply("x", delay_s=0.1)) as server:
-        _teacher(server, tmp_path, concurrency=3).complete(_requests(12))
+def test_concurrency_bound_is_respected_and_order_kept_beyond_the_task_window(tmp_path):
+    def slow_echo(body):
+        return Reply("re: " + _content(body), delay_s=0.03 * (int(_content(body).split()[1]) % 4))
+
+    with ChatServer(slow_echo) as server:
+        replies = _teacher(server, tmp_path, concurrency=3).complete(_requests(40))  # > 4 tasks per slot
     assert server.stats.max_in_flight == 3
+    assert [reply.text for reply in replies] == [f"re: prompt {i}" for i in range(40)]
 
 
 def test_complete_works_inside_a_running_event_loop(tmp_path):
@@ -233,3 +255,41 @@ def test_calls_from_two_threads_share_one_cache(tmp_path):
         for thread in threads:
             thread.join()
         assert len(teacher.cache) == 4
+
+
+CRASH_SCRIPT = """
+import sys
+from middo.teacher import ChatRequest, TeacherConfig, make_teacher
+base_url, cache_path = sys.argv[1], sys.argv[2]
+cfg = TeacherConfig(backend="openai", base_url=base_url, model="loop", api_key_env="MIDDO_TEST_UNSET",
+                    cache_path=cache_path, concurrency=1, timeout_s=30.0)
+make_teacher(cfg).complete([ChatRequest([{"role": "user", "content": f"prompt {i}"}], 0.0, 32, "simplify")
+                            for i in range(12)])
+"""
+
+
+def test_a_killed_run_resumes_without_paying_twice(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    process: dict = {}
+
+    def handler(body):
+        if server.stats.total == 6:  # the sixth request: the client process dies before any reply
+            process["child"].send_signal(signal.SIGKILL)
+            return Reply("never delivered", delay_s=0.5)
+        return _echo(body)
+
+    cache_path = str(tmp_path / "cache.sqlite")
+    with ChatServer(handler) as server:
+        process["child"] = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, server.base_url, cache_path])
+        assert process["child"].wait(timeout=60) == -signal.SIGKILL
+        sent_before = [_content(body) for body in server.stats.bodies]  # in arrival order
+        server.stats.reset()
+        server.handler = _echo
+        replies = _teacher(server, tmp_path).complete(_requests(12))
+    resent = {_content(body) for body in server.stats.bodies}
+    assert len(sent_before) == 6 and len(resent) == 7 == server.stats.total
+    assert resent & set(sent_before) == {sent_before[-1]}  # only the request in flight at the kill goes again
+    assert [reply.text for reply in replies] == [f"re: prompt {i}" for i in range(12)]

@@ -57,6 +57,7 @@ def test_timeouts_and_connection_errors_are_retried():
 
 def test_bad_response_is_not_retried_and_bugs_propagate():
     assert classify(ValueError("reply has no choices")).retryable is False
+    assert classify(openai.OpenAIError("odd")).kind == "api_error"
     with pytest.raises(ZeroDivisionError):
         classify(ZeroDivisionError())
 

@@ -18,7 +18,7 @@ from middo.report.examples import format_example, lineage_examples
 def diff(
     before: Annotated[str, typer.Argument(help="Dataset Parquet file, or round n (data/r<n>/dataset.parquet).")],
     after: Annotated[str, typer.Argument(help="Dataset Parquet file, or a round number.")],
-    show: Annotated[int, typer.Option(min=0, help="Print this many examples of each kind, before and after.")] = 0,
+    show: Annotated[int, typer.Option(min=0, help="Print this many examples per operation, before and after.")] = 0,
     project: Annotated[Path, typer.Option(help="Project root that round numbers are resolved in.")] = Path("."),
 ) -> None:
     """Count and list kept, replaced (with parent and op), added and removed samples between two datasets.
@@ -41,8 +41,9 @@ def diff(
         typer.echo(f"added    {change.id} ({change.op}, parent {change.parent})")
     for sample_id in result.removed:
         typer.echo(f"removed  {sample_id}")
-    if show:
-        for example in lineage_examples(frame_a, [*result.replaced, *result.added], frame_b, show):
+    for op in sorted({change.op for change in [*result.replaced, *result.added]} if show else ()):
+        changes = [change for change in [*result.replaced, *result.added] if change.op == op]
+        for example in lineage_examples(frame_a, changes, frame_b, show):
             typer.echo("\n" + format_example(example))
 
 

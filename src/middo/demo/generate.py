@@ -1,8 +1,9 @@
 """Generate the demo's files from one seed: `seed.jsonl` (planted defects), `eval.jsonl` (clean), `corpus.txt`.
 
-Every sample is an OpenAI chat row `{"messages": [...], "meta": {...}}`; `meta` holds `family`, `answer` (what the
-response says), `item` (the structured question, so the answer can be recomputed), `planted` (null for clean;
-`wrong_answer`, `garbled`, `over_hard`, or `rare_family` for an otherwise clean item of a rare family) and
+Every sample is an OpenAI chat row `{"messages": [...], "family": ..., "answer": ..., ...}`: ingestion keeps every
+field but `messages` as the sample's `meta`, so `meta` holds `family`, `answer` (what the response says; the eval
+stage matches it exactly), `item` (the structured question, so the answer can be recomputed), `planted` (null for
+clean; `wrong_answer`, `garbled`, `over_hard`, or `rare_family` for an otherwise clean item of a rare family) and
 `rare`. No signal may read `meta`: it is the ground truth the demo scores the signals against.
 """
 
@@ -72,7 +73,7 @@ def _counts(shares: dict[str, float], n: int) -> dict[str, int]:
 def _row(prompt: str, answer: str, item: Item, planted: str | None, rare: bool, extra: dict) -> dict:
     meta = {"family": item.family, "answer": answer, "item": item.to_json(), "planted": planted, "rare": rare}
     messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-    return {"messages": messages, "meta": meta | extra}
+    return {"messages": messages, **meta, **extra}  # ingestion keeps every field but `messages` as the sample's meta
 
 
 def seed_rows(cfg: SuiteConfig) -> list[dict]:
@@ -136,7 +137,7 @@ def write_suite(out_dir: str | Path, cfg: SuiteConfig) -> dict[str, Path]:
     evaluation = eval_rows(cfg, {row["messages"][0]["content"] for row in seed})
     paths = {"seed": out_dir / "seed.jsonl", "eval": out_dir / "eval.jsonl", "corpus": out_dir / "corpus.txt"}
     for key, rows in (("seed", seed), ("eval", evaluation)):
-        text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         paths[key].write_text(text, encoding="utf-8")
     paths["corpus"].write_text("\n".join(corpus_lines(cfg.n_corpus, cfg.seed)) + "\n", encoding="utf-8")
     paths["readme"] = out_dir / "README.md"
@@ -146,11 +147,11 @@ def write_suite(out_dir: str | Path, cfg: SuiteConfig) -> dict[str, Path]:
 
 def readme_text(cfg: SuiteConfig, seed: list[dict], evaluation: list[dict]) -> str:
     """The README of a generated suite: how it was made and what it holds."""
-    planted = Counter(row["meta"]["planted"] or "clean" for row in seed)
-    families = Counter(row["meta"]["family"] for row in seed)
+    planted = Counter(row["planted"] or "clean" for row in seed)
+    families = Counter(row["family"] for row in seed)
     examples = {}
     for row in seed:
-        examples.setdefault(row["meta"]["planted"] or "clean", row["messages"])
+        examples.setdefault(row["planted"] or "clean", row["messages"])
     lines = [
         "# Demo task suite (generated)",
         "",
@@ -159,11 +160,12 @@ def readme_text(cfg: SuiteConfig, seed: list[dict], evaluation: list[dict]) -> s
         "",
         f"- `seed.jsonl`: {len(seed)} OpenAI chat samples with planted defects (the loop's D0).",
         f"- `eval.jsonl`: {len(evaluation)} clean held-out samples, {len(evaluation) // len(FAMILIES)} per family; "
-        f"{sum(r['meta']['in_seed'] for r in evaluation)} of their prompts also occur in the seed set.",
+        f"{sum(r['in_seed'] for r in evaluation)} of their prompts also occur in the seed set.",
         f"- `corpus.txt`: {cfg.n_corpus} plain-text sentences about the same fictional world for pretraining M0;",
         "  statements, never the question/answer form of the tasks.",
         "",
-        "Each sample's `meta` holds `family`, `answer` (what the response says; the eval stage matches it exactly),",
+        "Each row is `{\"messages\": [...], ...}`; ingestion keeps the fields besides `messages` as the sample's",
+        "`meta`: `family`, `answer` (what the response says; the eval stage matches it exactly),",
         "`item` (the structured question, so the correct answer can be recomputed), `rare` and `planted`: the",
         "ground truth that `middo demo` and `bench/loop_value.py` score the signals against. No signal reads it.",
         "",

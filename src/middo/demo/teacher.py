@@ -85,7 +85,8 @@ def _content(op: str | None, user: str, rng: random.Random, wrong: bool) -> str 
     item = recognise(original)
     if item is None:
         return None
-    new = _new_item(op, item, rng)
+    hints = re.findall(re.escape(P.HINT_OPEN) + r"(.*?)" + re.escape(P.HINT_CLOSE), user, re.DOTALL)
+    new = _new_item(op, item, rng, avoid={item, *filter(None, map(recognise, hints))})
     index = rng.randrange(len(family(new.family).templates(new)))
     if render(new, index) == original:  # a rewrite, not a copy: take the next phrasing
         index += 1
@@ -94,7 +95,7 @@ def _content(op: str | None, user: str, rng: random.Random, wrong: bool) -> str 
     return render(new, index)
 
 
-def _new_item(op: str, item: Item, rng: random.Random) -> Item:
+def _new_item(op: str, item: Item, rng: random.Random, avoid: set[Item]) -> Item:
     """The task the teacher writes for `op`, from the item it recognised in the sample."""
     fam = family(item.family)
     if not item.complete:
@@ -104,10 +105,10 @@ def _new_item(op: str, item: Item, rng: random.Random) -> Item:
         return fam.simplify(item) if fam.is_hard(item) else fam.draw(rng, hard=False)
     if op == "improve":
         return item
-    for _ in range(20):  # synthesize: a new item of the same family
+    for _ in range(50):  # synthesize: a new item of the same family, none of the sample and its neighbours
         new = fam.draw(rng, hard=False)
-        if new != item:
-            return new
+        if new not in avoid:
+            break
     return new
 
 

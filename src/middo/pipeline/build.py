@@ -3,6 +3,10 @@
 Pure: no I/O, same input -> same output, stages in execution order. Stage names are `<kind>-<round>` (DVC allows
 only letters, digits, `_` and `-` in a name; `train@1` is reserved for `foreach`). The teacher request cache
 (`.middo-cache/`) is deliberately not an output, so `dvc repro` never deletes it.
+
+`model.base: models/base` adds the demo's `pretrain` stage and makes `models/base` a dep of the stages that read M0;
+any other base (a local path or a hub id) is passed as it is and tracked by the value of `model.base` (a param of
+those stages), not by its content.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ class RefineConfig:
     """A child whose prompt embedding has cosine above this to any sample of D(r-1) or to an accepted child is a
     near-duplicate and rejected."""
     on_teacher_failure: Literal["keep", "fail"] = "keep"
-    """`keep`: a failed teacher call keeps the parent and is counted; `fail`: the stage exits non-zero."""
+    """`keep`: a failed teacher call (after the teacher's retries) keeps the parent and is counted; `fail`: the stage
+    exits non-zero after the phase in which calls failed. A reply without the final marker is counted, never fatal."""
     synth_per_sample: int = 1
     """New samples requested per sparse sample (each request is a distinct variant, so none is a cache copy)."""
     max_hints: int = 5

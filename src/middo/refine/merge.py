@@ -40,9 +40,10 @@ def attempt_summary(attempt: Attempt) -> dict:
 
 def merge_round(previous: pl.DataFrame, attempts: list[Attempt], round_number: int) -> pl.DataFrame:
     """D(r): D(r-1) in order, a replaced parent's row taken by its child, added children right after their parent."""
-    position = {row_id: index for index, row_id in enumerate(previous["id"].to_list())}
-    source = dict(zip(previous["id"].to_list(), previous["source"].to_list(), strict=True))
-    meta = dict(zip(previous["id"].to_list(), previous["meta"].to_list(), strict=True))
+    touched = previous.with_row_index("_pos").filter(pl.col("id").is_in([a.task.parent for a in attempts]))
+    position = dict(zip(touched["id"].to_list(), touched["_pos"].to_list(), strict=True))
+    source = dict(zip(touched["id"].to_list(), touched["source"].to_list(), strict=True))
+    meta = dict(zip(touched["id"].to_list(), touched["meta"].to_list(), strict=True))
     children, replaced, tried = [], set(), {}
     for order, attempt in enumerate(attempts):
         parent = attempt.task.parent

@@ -59,36 +59,42 @@ class Attempt:
 
 def plan_tasks(samples: pl.DataFrame, flags: pl.DataFrame, knn: pl.DataFrame, config: RefineConfig) -> list[Task]:
     """Tasks in dataset order; flags and the neighbours table must cover the dataset's ids 1:1."""
-    table = join_by_id(samples.select("id", "messages"), flags.select("id", "hard", "sparse", "low_quality"),
-                       "dataset", "flags table")
-    table = samples.select("id").join(table, on="id", how="left", maintain_order="left")
-    neighbours = _neighbour_ids(samples, knn) if table["sparse"].any() else {}
-    messages_by_id = dict(zip(samples["id"].to_list(), samples["messages"].to_list(), strict=True))
+    table = join_by_id(samples.select("id"), flags.select("id", "hard", "sparse", "low_quality"), "dataset",
+                       "flags table")
+    flagged = samples.select("id", "messages").join(table, on="id", how="left", maintain_order="left").filter(
+        pl.col("hard") | pl.col("sparse") | pl.col("low_quality"))
+    sparse_ids = flagged.filter(pl.col("sparse"))["id"].to_list()
+    neighbours = _neighbour_ids(samples, knn, sparse_ids, config.max_hints)
+    hint_ids = {n for near in neighbours.values() for n in near}
+    hint_rows = samples.filter(pl.col("id").is_in(list(hint_ids))).select("id", "messages")
+    hint_text = {row["id"]: cut(prompt_text(list(row["messages"])), config.hint_chars)
+                 for row in hint_rows.iter_rows(named=True)}
     tasks: list[Task] = []
-    for row in table.iter_rows(named=True):
+    for row in flagged.iter_rows(named=True):
         messages = list(row["messages"])
         if row["hard"]:
             tasks.append(Task(row["id"], "simplify", 0, messages))
         elif row["low_quality"]:
             tasks.append(Task(row["id"], "improve", 0, messages))
         if row["sparse"]:
-            near = neighbours[row["id"]][: config.max_hints]
-            hints = tuple(cut(prompt_text(list(messages_by_id[n])), config.hint_chars) for n in near)
+            hints = tuple(hint_text[n] for n in neighbours[row["id"]])
             tasks += [Task(row["id"], "synthesize", v, messages, hints) for v in range(config.synth_per_sample)]
     return tasks
 
 
-def _neighbour_ids(samples: pl.DataFrame, knn: pl.DataFrame) -> dict[str, list[str]]:
+def _neighbour_ids(samples: pl.DataFrame, knn: pl.DataFrame, wanted: list[str], limit: int) -> dict[str, list[str]]:
+    """The first `limit` neighbour ids of each id in `wanted` (the knn table must cover the dataset 1:1)."""
+    if not wanted:
+        return {}
     table = join_by_id(samples.select("id"), knn.select("id", "neighbor_ids"), "dataset", "knn table")
-    known = set(samples["id"].to_list())
-    out = {}
-    for row in table.iter_rows(named=True):
-        missing = [n for n in row["neighbor_ids"] if n not in known]
-        if missing:
-            raise InputError(f"knn table: neighbours {missing[:3]} of {row['id']} are not in the dataset; "
-                             "re-run the score and cluster stages of this round")
-        out[row["id"]] = list(row["neighbor_ids"])
-    return out
+    near = {row["id"]: list(row["neighbor_ids"])[:limit]
+            for row in table.filter(pl.col("id").is_in(wanted)).iter_rows(named=True)}
+    needed = {n for ids in near.values() for n in ids}
+    missing = needed - set(samples.filter(pl.col("id").is_in(list(needed)))["id"].to_list())
+    if missing:
+        raise InputError(f"knn table: neighbours {sorted(missing)[:3]} are not in the dataset; re-run the score and "
+                         "cluster stages of this round")
+    return near
 
 
 class TeacherFailure(MiddoError):

@@ -44,7 +44,13 @@ def model_scorers(model: str | Path, model_cfg: ModelConfig, refine_cfg: RefineC
                   teacher_cfg: TeacherConfig) -> GateScorers:
     """Loss and embeddings under Mr from one forward pass (loaded on first use), ratings from the round's judge."""
     scorer = ModelScorer.from_path(model, refine_cfg.token_budget, model_cfg)
-    return GateScorers(scorer.loss, judge_rater(model, model_cfg, judge_cfg, teacher_cfg), scorer.embed)
+    judge = judge_rater(model, model_cfg, judge_cfg, teacher_cfg)
+
+    def rate(samples: list[dict]) -> dict[str, float]:
+        scorer.release()  # the gate rates last; the judge loads its own copy of Mr, so hold one at a time
+        return judge(samples)
+
+    return GateScorers(scorer.loss, rate, scorer.embed)
 
 
 def run_refine(data: str | Path, flags: str | Path, knn: str | Path, embeddings: str | Path, model: str | Path,

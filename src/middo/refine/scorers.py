@@ -47,6 +47,10 @@ class ModelScorer:
             self._loss[sample_id] = float(result.loss[row])
             self._vectors[sample_id] = result.embeddings[row]
 
+    def release(self) -> None:
+        """Drop the model (scores stay memoised); the next unscored sample loads it again."""
+        self._model = None
+
     def loss(self, samples: list[dict]) -> dict[str, float]:
         """{id: mean assistant-token NLL under Mr} (NaN when no assistant token fits the context)."""
         self._ensure(samples)

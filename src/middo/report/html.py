@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 
@@ -22,6 +23,8 @@ th{background:#eef2f7}.missing{color:#a33;font-style:italic}.charts{display:flex
 overflow:auto}.note{color:#666;font-size:13px}
 """
 EXAMPLES_PER_OP = 2
+HEADLINE = re.compile(r"nll|loss|perplexity|exact|match|acc|score", re.IGNORECASE)
+"""Eval metrics charted by round; the others (counts) are only listed in the table."""
 PREVIEW_CHARS = 600
 
 
@@ -116,7 +119,8 @@ def _eval_section(project: ProjectOutputs) -> str:
                 series.setdefault(key, {})[outputs.number] = numeric(value)
     if not series:
         return "<h2>Held-out evaluation by round</h2>" + _missing("eval metrics (data/r<n>/eval.json)")
-    charts = "".join(svg.lines_by_round({key: points}, numbers, key) for key, points in sorted(series.items()))
+    headline = {key: points for key, points in series.items() if HEADLINE.search(key)} or series
+    charts = "".join(svg.lines_by_round({key: points}, numbers, key) for key, points in sorted(headline.items()))
     rows = [(key, *[points.get(n) for n in numbers]) for key, points in sorted(series.items())]
     table = _table(rows, ("metric", *[f"round {n}" for n in numbers]))
     note = "Round 1 is the model trained on the seed set; the last round is the model trained on the final dataset."
@@ -164,6 +168,7 @@ def _refine(outputs: RoundOutputs) -> str:
         return "<h3>Refine: gate and teacher</h3>" + _missing("refine metrics (refine.json)")
     flat = flatten(refine)
     tokens = {key: numeric(v) for key, v in flat.items() if "token" in key.lower() and numeric(v) is not None}
+    token_bars = {key.removeprefix("teacher_usage."): value for key, value in tokens.items()}
     gate = [(key, value) for key, value in flat.items() if any(w in key.lower() for w in ("gate", "reject", "accept"))]
     parts = ["<h3>Refine: gate and teacher</h3>"]
     if isinstance(refine.get("ops"), dict):  # refine.json: ops.<op>.{requested, accepted, rejected_by.<check>, ...}
@@ -172,7 +177,7 @@ def _refine(outputs: RoundOutputs) -> str:
         parts.append(_table(gate, ("gate metric", "value")))
     else:
         parts.append(_missing("gate outcomes in refine.json"))
-    parts.append(svg.bars(tokens, "teacher tokens") if tokens else _missing("teacher token counts in refine.json"))
+    parts.append(svg.bars(token_bars, "teacher tokens") if tokens else _missing("teacher token counts in refine.json"))
     other = [(key, value) for key, value in flat.items() if key not in tokens and key not in dict(gate)]
     if other:
         parts.append("<details><summary>all refine metrics</summary>" + _table(other, ("metric", "value")))
@@ -182,9 +187,9 @@ def _refine(outputs: RoundOutputs) -> str:
 
 def _per_op_table(ops: dict) -> str:
     flat_ops = {op: flatten(values) for op, values in ops.items() if isinstance(values, dict)}
-    columns = list(dict.fromkeys(key for values in flat_ops.values() for key in values))
-    rows = [(op, *[values.get(key) for key in columns]) for op, values in flat_ops.items()]
-    return _table(rows, ("operation", *columns))
+    keys = list(dict.fromkeys(key for values in flat_ops.values() for key in values))
+    rows = [(key, *[values.get(key) for values in flat_ops.values()]) for key in keys]
+    return _table(rows, ("per operation", *flat_ops))
 
 
 def _examples(outputs: RoundOutputs, previous: pl.DataFrame | None) -> str:

@@ -71,18 +71,19 @@ def bars(items: dict[str, float], title: str) -> str:
     """Horizontal bars, one per label, with the value printed at the end."""
     if not items:
         return _frame([f'<text x="{PAD}" y="40" font-size="12">nothing to show</text>'], title)
-    row_h, label_w = 18, 150
-    height = PAD + row_h * len(items) + 10
+    row_h = 18
+    label_w = max(60, 7 * max(len(label) for label in items) + 10)  # ~7 px per character at font-size 11
+    width, height = label_w + WIDTH - 150, PAD + row_h * len(items) + 10
     top = max(max(items.values()), 1e-12)
     body = []
     for index, (label, value) in enumerate(items.items()):
         y = PAD + index * row_h
-        w = (WIDTH - label_w - 50) * value / top if value > 0 else 0
+        w = (width - label_w - 60) * value / top if value > 0 else 0
         body.append(f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" text-anchor="end">{escape(label)}</text>')
         body.append(f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row_h - 5}" '
                     f'fill="{COLORS[index % len(COLORS)]}"/>')
         body.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" font-size="11">{_fmt(value)}</text>')
-    return _frame(body, title, height=height)
+    return _frame(body, title, width=width, height=height)
 
 
 def lines_by_round(series: dict[str, dict[int, float | None]], rounds: list[int], title: str) -> str:

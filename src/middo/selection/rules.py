@@ -73,10 +73,8 @@ def sigma_flag(flag: str, m: float, columns: dict[str, np.ndarray], stats: dict[
         values = np.nan_to_num(columns[name], nan=-sign * np.inf)  # NaN never passes a threshold
         mask &= values > thresholds[name] if sign > 0 else values < thresholds[name]
     op = ">" if sign > 0 else "<"
-    reasons = [
-        f"{flag}: " + " and ".join(f"{n} {columns[n][i]:.4g} {op} {thresholds[n]:.4g}" for n in names) if hit else None
-        for i, hit in enumerate(mask)
-    ]
+    reasons = _reasons(mask, lambda i: f"{flag}: " + " and ".join(
+        f"{n} {columns[n][i]:.4g} {op} {thresholds[n]:.4g}" for n in names))
     return FlagResult(mask, reasons, thresholds)
 
 
@@ -85,18 +83,16 @@ def budget_flag(flag: str, fraction: float, columns: dict[str, np.ndarray], stat
     score = badness(flag, columns, stats)
     valid = np.flatnonzero(np.isfinite(score))
     count = math.floor(fraction * valid.size + 0.5)
-    order = sorted(valid.tolist(), key=lambda i: (-score[i], ids[i]))[:count]
+    order = valid[np.lexsort((np.asarray(ids, dtype=object)[valid].astype(str), -score[valid]))][:count]
     mask = np.zeros(score.size, dtype=bool)
     mask[order] = True
-    cutoff = float(score[order[-1]]) if order else math.nan
+    cutoff = float(score[order[-1]]) if order.size else math.nan
     thresholds = {"score_cutoff": cutoff}
-    if flag != "hard" and order:
+    if flag != "hard" and order.size:
         (name,) = COLUMNS[flag]
         thresholds[name] = float(columns[name][order].max())
     label = f"in the worst {fraction:.0%} (score {{:.3g}} >= cutoff {cutoff:.3g})"
-    reasons = [
-        f"{flag}: {_values(flag, columns, i)} " + label.format(score[i]) if hit else None for i, hit in enumerate(mask)
-    ]
+    reasons = _reasons(mask, lambda i: f"{flag}: {_values(flag, columns, i)} " + label.format(score[i]))
     return FlagResult(mask, reasons, thresholds)
 
 
@@ -108,11 +104,17 @@ def random_flag(flag: str, count: int, columns: dict[str, np.ndarray], stats: di
     chosen = rng.choice(valid, size=min(count, valid.size), replace=False) if valid.size else valid
     mask = np.zeros(score.size, dtype=bool)
     mask[chosen] = True
-    reasons = [
-        f"{flag}: {_values(flag, columns, i)} drawn at random ({count} to match the σ-rule count)" if hit else None
-        for i, hit in enumerate(mask)
-    ]
+    reasons = _reasons(mask, lambda i: f"{flag}: {_values(flag, columns, i)} drawn at random ({count} to match the "
+                                       "σ-rule count)")
     return FlagResult(mask, reasons, {})
+
+
+def _reasons(mask: np.ndarray, explain) -> list[str | None]:
+    """`explain(row)` for the flagged rows, None elsewhere (strings are made only where needed)."""
+    reasons: list[str | None] = [None] * mask.size
+    for row in np.flatnonzero(mask):
+        reasons[row] = explain(row)
+    return reasons
 
 
 def _values(flag: str, columns: dict[str, np.ndarray], row: int) -> str:
@@ -146,11 +148,9 @@ def select_flags(joined: pl.DataFrame, config: SelectConfig) -> Selection:
             results[flag] = budget_flag(flag, config.budget(signal), columns, stats, ids)
         else:
             results[flag] = random_flag(flag, int(rule.mask.sum()), columns, stats, config.seed)
-    reasons = [[r.reasons[i] for r in results.values() if r.reasons[i]] for i in range(len(ids))]
     flags = pl.DataFrame(
-        {"id": ids, **{flag: r.mask for flag, r in results.items()}, "reasons": reasons},
-        schema={"id": pl.Utf8, "hard": pl.Boolean, "sparse": pl.Boolean, "low_quality": pl.Boolean,
-                "reasons": pl.List(pl.Utf8)},
-    )
+        {"id": joined["id"], **{flag: pl.Series(r.mask, dtype=pl.Boolean) for flag, r in results.items()},
+         **{f"_{flag}": pl.Series(r.reasons, dtype=pl.Utf8) for flag, r in results.items()}}
+    ).select("id", *SIGNALS, reasons=pl.concat_list([f"_{flag}" for flag in SIGNALS]).list.drop_nulls())
     thresholds = {flag: r.thresholds for flag, r in results.items()}
     return Selection(flags, stats, thresholds, sigma, columns)

@@ -34,7 +34,7 @@ class ClusterConfig:
     exact_max: int = 100_000
     """Largest N searched exactly (flat index, O(N^2 d) work); above it the IVF index is used."""
     nlist: int = 0
-    """IVF lists; 0 picks about 4*sqrt(N) (rounded to a power of two)."""
+    """IVF lists; 0 picks about sqrt(N) (a power of two). Each row is compared with ~nprobe*N/nlist rows."""
     nprobe: int = 16
     """IVF lists scanned per query: higher gives better recall, proportionally slower search."""
     recall_queries: int = 1000

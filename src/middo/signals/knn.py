@@ -24,13 +24,12 @@ from middo.signals.embeddings import load_embeddings
 from middo.signals.knn_index import (
     CHUNK,
     auto_nlist,
-    build_index,
     drop_self,
-    exact_neighbours,
+    exact_self_knn,
+    ivf_self_knn,
     neighbour_sims,
     row_norms,
-    search_chunks,
-    unit_rows,
+    unit_matrix,
 )
 from middo.tables import write_table
 
@@ -69,55 +68,60 @@ def knn_table(ids: list[str], vectors: np.ndarray, cfg: ClusterConfig) -> tuple[
         warnings.append(f"cluster.k = {cfg.k} but only {n} usable samples: k clipped to {k}")
     for warning in warnings:
         log.warning(warning)
-    exact = n <= cfg.exact_max
-    nlist = 0 if exact else auto_nlist(n, cfg.nlist)
-    index = build_index(vectors, positions, exact, nlist, cfg.nprobe, cfg.seed)
-    indexed = time.perf_counter()
-    sims, labels = drop_self(*search_chunks(index, vectors, positions, k + 1), np.arange(n))
-    short = np.flatnonzero((labels < 0).any(axis=1))  # IVF probed lists held fewer than k+1 rows
-    if len(short):
-        exact_sims, exact_labels = exact_neighbours(vectors, positions, unit_rows(vectors, positions[short]), k + 1)
-        sims[short], labels[short] = drop_self(exact_sims, exact_labels, short)
+    unit = unit_matrix(vectors, positions)
+    loaded = time.perf_counter()
+    sims, labels, search_metrics = search_all(unit, k, cfg)
     searched = time.perf_counter()
-    del index
     metrics = {"n": len(ids), "d": int(vectors.shape[1]), "k": cfg.k, "k_used": k, "zero_vectors": len(ids) - n,
-               "index": "flat" if exact else "ivf", "warnings": warnings}
-    if not exact:
-        metrics.update(nlist=nlist, nprobe=min(cfg.nprobe, nlist), exact_fallback_rows=len(short),
-                       **recall_at_k(vectors, positions, sims, cfg))
-    clusters, cluster_metrics = kmeans_ids(vectors, positions, cfg)
+               "warnings": warnings, **search_metrics}
+    clusters, cluster_metrics = kmeans_ids(unit, cfg)
     sims = np.clip(sims.astype(np.float64), -1.0, 1.0)
     table = assemble(ids, positions, positions[labels], sims, clusters)
-    metrics.update(_summary(sims.mean(axis=1)), **cluster_metrics, index_seconds=indexed - started,
-                   search_seconds=searched - indexed, seconds=time.perf_counter() - started)
+    metrics.update(_summary(sims.mean(axis=1)), **cluster_metrics, load_seconds=loaded - started,
+                   search_seconds=searched - loaded, seconds=time.perf_counter() - started)
     log.info("kNN of %d samples (k=%d, %s index) in %.1f s", len(ids), k, metrics["index"], metrics["seconds"])
     return table, metrics
 
 
-def recall_at_k(vectors: np.ndarray, positions: np.ndarray, sims: np.ndarray, cfg: ClusterConfig) -> dict:
+def search_all(unit: np.ndarray, k: int, cfg: ClusterConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The k nearest other rows of every unit row (sims, row labels): exact up to `cfg.exact_max` rows, else IVF
+    with rows whose probed lists were too small searched exactly, and the recall@k of the IVF results."""
+    n = len(unit)
+    if n <= cfg.exact_max:
+        sims, labels = drop_self(*exact_self_knn(unit, k + 1), np.arange(n))
+        return sims, labels, {"index": "flat"}
+    nlist = auto_nlist(n, cfg.nlist)
+    sims, labels = drop_self(*ivf_self_knn(unit, k + 1, nlist, cfg.nprobe, cfg.seed), np.arange(n))
+    short = np.flatnonzero((labels < 0).any(axis=1))
+    if len(short):
+        exact_sims, exact_labels = faiss.knn(unit[short], unit, k + 1, faiss.METRIC_INNER_PRODUCT)
+        sims[short], labels[short] = drop_self(exact_sims, exact_labels, short)
+    metrics = {"index": "ivf", "nlist": nlist, "nprobe": min(cfg.nprobe, nlist), "exact_fallback_rows": len(short)}
+    return sims, labels, {**metrics, **recall_at_k(unit, sims, cfg)}
+
+
+def recall_at_k(unit: np.ndarray, sims: np.ndarray, cfg: ClusterConfig) -> dict:
     """Recall@k of the approximate neighbours of random rows against exact search of the same rows (tie-aware)."""
     rng = np.random.default_rng(cfg.seed)
-    sample = np.sort(rng.choice(len(positions), size=min(cfg.recall_queries, len(positions)), replace=False))
+    sample = np.sort(rng.choice(len(unit), size=min(cfg.recall_queries, len(unit)), replace=False))
     k = sims.shape[1]
-    exact_sims, exact_labels = exact_neighbours(vectors, positions, unit_rows(vectors, positions[sample]), k + 1)
+    exact_sims, exact_labels = faiss.knn(unit[sample], unit, k + 1, faiss.METRIC_INNER_PRODUCT)
     exact_sims, _ = drop_self(exact_sims, exact_labels, sample)
     found = sims[sample] >= exact_sims[:, -1:] - TIE_TOLERANCE
     return {"recall": float(found.mean()), "recall_queries": len(sample)}
 
 
-def kmeans_ids(vectors: np.ndarray, positions: np.ndarray, cfg: ClusterConfig) -> tuple[np.ndarray, dict]:
+def kmeans_ids(unit: np.ndarray, cfg: ClusterConfig) -> tuple[np.ndarray, dict]:
     """Spherical k-means (faiss) trained on a sample of the unit rows; the nearest centroid of every row."""
-    n = len(positions)
+    n = len(unit)
     n_clusters = min(n, cfg.n_clusters or min(1024, max(1, round(math.sqrt(n / 2)))))
     rng = np.random.default_rng(cfg.seed)
     sample = np.sort(rng.choice(n, size=min(n, 64 * n_clusters), replace=False))
-    kmeans = faiss.Kmeans(vectors.shape[1], n_clusters, niter=20, seed=cfg.seed, spherical=True,
+    kmeans = faiss.Kmeans(unit.shape[1], n_clusters, niter=20, seed=cfg.seed, spherical=True,
                           max_points_per_centroid=64, min_points_per_centroid=1)
-    kmeans.train(unit_rows(vectors, positions[sample]))
-    clusters = np.empty(n, dtype=np.int64)
-    for start in range(0, n, CHUNK):
-        _, nearest = kmeans.index.search(unit_rows(vectors, positions[start:start + CHUNK]), 1)
-        clusters[start:start + CHUNK] = nearest[:, 0]
+    kmeans.train(unit[sample])
+    clusters = np.concatenate([kmeans.index.search(unit[start:start + CHUNK], 1)[1][:, 0]
+                               for start in range(0, n, CHUNK)])
     sizes = np.bincount(clusters, minlength=n_clusters)
     return clusters, {"n_clusters": n_clusters, "cluster_size_min": int(sizes.min()),
                       "cluster_size_median": float(np.median(sizes)), "cluster_size_max": int(sizes.max())}

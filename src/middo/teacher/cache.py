@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS replies (
     top_logprobs TEXT
 )
 """
+COLUMNS = "text, prompt_tokens, completion_tokens, top_logprobs"
+LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's bound-parameter limit
 
 
 def cache_key(endpoint: str, model: str, request: ChatRequest) -> str:
@@ -47,7 +49,7 @@ class ReplyCache:
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
             self._db.execute(SCHEMA)
@@ -57,14 +59,23 @@ class ReplyCache:
         if self._db is None:
             return None
         with self._lock:
-            row = self._db.execute(
-                "SELECT text, prompt_tokens, completion_tokens, top_logprobs FROM replies WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
-            return None
-        text, prompt_tokens, completion_tokens, logprobs_json = row
-        top_logprobs = json.loads(logprobs_json) if logprobs_json is not None else None
-        return ChatReply(text, None, prompt_tokens, completion_tokens, cached=True, top_logprobs=top_logprobs)
+            row = self._db.execute(f"SELECT {COLUMNS} FROM replies WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _reply(*row)
+
+    def get_many(self, keys: list[str]) -> list[ChatReply | None]:
+        """`get` for each key, in chunked queries."""
+        if self._db is None:
+            return [None] * len(keys)
+        found: dict[str, ChatReply] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start:start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                query = f"SELECT key, {COLUMNS} FROM replies WHERE key IN ({marks})"
+                rows = self._db.execute(query, chunk).fetchall()
+            found.update((row[0], _reply(*row[1:])) for row in rows)
+        return [found.get(key) for key in keys]
 
     def put(self, key: str, reply: ChatReply) -> None:
         """Store a successful reply now (autocommit), so an interrupted run keeps what it paid for."""
@@ -89,6 +100,11 @@ class ReplyCache:
             self._db = None
 
 
+def _reply(text: str, prompt_tokens: int, completion_tokens: int, logprobs_json: str | None) -> ChatReply:
+    top_logprobs = json.loads(logprobs_json) if logprobs_json is not None else None
+    return ChatReply(text, None, prompt_tokens, completion_tokens, cached=True, top_logprobs=top_logprobs)
+
+
 def complete_cached(
     requests: list[ChatRequest],
     keys: list[str],
@@ -98,7 +114,7 @@ def complete_cached(
 ) -> list[ChatReply]:
     """Replies in request order: cache hits at once, each distinct missing key sent once through `send` (which
     caches and counts what it sends); a repeat of a request in the same call shares its reply as a cache hit."""
-    replies: list[ChatReply | None] = [cache.get(key) for key in keys]
+    replies = cache.get_many(keys)
     first_of_key: dict[str, int] = {}
     for index, reply in enumerate(replies):
         if reply is None:
@@ -106,11 +122,11 @@ def complete_cached(
     unique = list(first_of_key.values())
     fresh = send([requests[i] for i in unique], [keys[i] for i in unique]) if unique else []
     sent = dict(zip((keys[i] for i in unique), fresh, strict=True))
-    usage.cache_hits += sum(reply is not None for reply in replies)
+    usage.add_cache_hits(sum(reply is not None for reply in replies))
     for index, reply in enumerate(replies):
         if reply is None:
             shared = sent[keys[index]]
             repeat = first_of_key[keys[index]] != index
-            usage.cache_hits += repeat and shared.ok
+            usage.add_cache_hits(int(repeat and shared.ok))
             replies[index] = dataclasses.replace(shared, cached=True) if repeat and shared.ok else shared
     return [reply for reply in replies if reply is not None]

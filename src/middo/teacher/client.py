@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import random
 from typing import Any
 from urllib.parse import urlparse
 
 import openai
+from openai.types.chat import ChatCompletion
 from tqdm import tqdm
 
 from middo.errors import ConfigError
 from middo.log import get_logger
 from middo.teacher.cache import ReplyCache, cache_key, complete_cached
 from middo.teacher.config import TeacherConfig
+from middo.teacher.pool import ClientPool, run_coroutine
 from middo.teacher.retry import backoff_s, classify
 from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
 
 log = get_logger(__name__)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+TASKS_PER_SLOT = 4  # live tasks per concurrency slot: enough to refill slots at once, bounded memory
 EMPTY_KEY = "EMPTY"  # what local servers (vLLM, SGLang, the loopback server) accept when they check no key
 
 
@@ -61,43 +63,65 @@ class OpenAITeacher:
         return self._usage.as_dict()
 
     def close(self) -> None:
+        """Close the cache file."""
         self.cache.close()
+
+    def __enter__(self) -> OpenAITeacher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order: cached ones at once, the rest from the endpoint (each cached as it arrives)."""
         keys = [cache_key(self.cfg.base_url, self.cfg.model, request) for request in requests]
         return complete_cached(requests, keys, self.cache, self._usage,
-                               lambda missing, missing_keys: _run_coroutine(self._send_all(missing, missing_keys)))
+                               lambda missing, missing_keys: run_coroutine(self._send_all(missing, missing_keys)))
 
     async def _send_all(self, requests: list[ChatRequest], keys: list[str]) -> list[ChatReply]:
+        """Send every request, at most `concurrency` in flight; tasks are created as slots free up, so a million
+        requests never means a million live tasks."""
         limit = asyncio.Semaphore(self.cfg.concurrency)
-        client = openai.AsyncOpenAI(
-            base_url=self.cfg.base_url, api_key=self._api_key, max_retries=0, timeout=self.cfg.timeout_s
-        )
-        async with client:
+        live = asyncio.Semaphore(TASKS_PER_SLOT * self.cfg.concurrency)
+        replies: list[ChatReply | None] = [None] * len(requests)
+        pool = ClientPool(self.cfg, self._api_key)
+        async with pool:
             with tqdm(total=len(requests), desc=f"teacher {self.cfg.model}", unit="req",
                       disable=len(requests) < 16) as progress:
 
-                async def one(request: ChatRequest, key: str) -> ChatReply:
-                    reply = await self._send(client, limit, request)
-                    self.cache.put(key, reply)
-                    self._usage.record(request, reply)
-                    progress.update(1)
-                    return reply
+                async def one(index: int) -> None:
+                    try:
+                        reply = await self._send(pool, limit, requests[index])
+                        self.cache.put(keys[index], reply)
+                        self._usage.record(requests[index], reply)
+                        replies[index] = reply
+                        progress.update(1)
+                    finally:
+                        live.release()
 
-                return list(await asyncio.gather(*(one(r, k) for r, k in zip(requests, keys, strict=True))))
+                async with asyncio.TaskGroup() as group:
+                    for index in range(len(requests)):
+                        await live.acquire()
+                        group.create_task(one(index))
+        return [reply for reply in replies if reply is not None]
 
-    async def _send(self, client: openai.AsyncOpenAI, limit: asyncio.Semaphore, request: ChatRequest) -> ChatReply:
+    async def _send(self, pool: ClientPool, limit: asyncio.Semaphore, request: ChatRequest) -> ChatReply:
         """One request with retries; the backoff wait happens outside the concurrency slot."""
         for attempt in range(self.cfg.max_retries + 1):
             async with limit:
-                self._usage.attempts += 1
+                self._usage.add_attempt()
+                client = pool.acquire()
                 try:
                     async with asyncio.timeout(self.cfg.timeout_s):
-                        response = await client.chat.completions.create(**self._arguments(request))
+                        # the generic post skips the client's per-request params transform (an identity for plain
+                        # dict messages that costs more CPU than the rest of the request)
+                        response = await client.post("/chat/completions", body=self._arguments(request),
+                                                     cast_to=ChatCompletion)
                     return parse_response(response)
                 except (TimeoutError, openai.OpenAIError, ValueError, KeyError, IndexError, TypeError) as exc:
                     failure = classify(exc)
+                finally:
+                    pool.release(client)
             if not failure.retryable or attempt == self.cfg.max_retries:
                 break
             wait = backoff_s(attempt, self.cfg.backoff_base_s, self.cfg.backoff_max_s, failure.retry_after_s,
@@ -147,13 +171,3 @@ def parse_response(response: Any) -> ChatReply:
         cached=False,
         top_logprobs=top_logprobs,
     )
-
-
-def _run_coroutine(coroutine: Any) -> Any:
-    """`asyncio.run`, also from inside a running event loop (e.g. a notebook): then in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()

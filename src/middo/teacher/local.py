@@ -49,7 +49,14 @@ class LocalTeacher:
         return self._usage.as_dict()
 
     def close(self) -> None:
+        """Close the cache file."""
         self.cache.close()
+
+    def __enter__(self) -> LocalTeacher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order; misses are generated shortest-prompt-first in batches and cached."""
@@ -67,7 +74,7 @@ class LocalTeacher:
                 generated = self._generate([requests[i] for i in group], [prompts[i] for i in group])
                 for index, reply in zip(group, generated, strict=True):
                     self.cache.put(keys[index], reply)
-                    self._usage.attempts += 1
+                    self._usage.add_attempt()
                     self._usage.record(requests[index], reply)
                     replies[index] = reply
         return [reply for reply in replies if reply is not None]

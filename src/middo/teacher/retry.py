@@ -25,7 +25,7 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Map an exception from one attempt to a `Failure` (kinds: rate_limit, server_error, client_error,
-    timeout, connection, bad_response)."""
+    timeout, connection, bad_response, api_error); anything else is a bug and is re-raised."""
     if isinstance(exc, TimeoutError | openai.APITimeoutError):
         return Failure("timeout", "no reply within teacher.timeout_s", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
@@ -42,6 +42,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure("client_error", detail, retryable=status in RETRIED_STATUSES, retry_after_s=retry_after)
     if isinstance(exc, openai.APIResponseValidationError | ValueError | KeyError | IndexError | TypeError):
         return Failure("bad_response", f"{type(exc).__name__}: {_short(str(exc))}", retryable=False)
+    if isinstance(exc, openai.OpenAIError):
+        return Failure("api_error", f"{type(exc).__name__}: {_short(str(exc))}", retryable=False)
     raise exc  # a bug, not a teacher failure: let it surface
 
 

@@ -15,42 +15,20 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from middo.log import get_logger
+from middo.teacher.wire import Reply, check_request, completion_body, error_body
 
 log = get_logger(__name__)
 
-
-@dataclass(frozen=True)
-class Reply:
-    """What the server sends back for one request."""
-
-    content: str = ""
-    """The assistant message (status 200) or the error message (other statuses)."""
-    status: int = 200
-    """HTTP status code."""
-    headers: dict[str, str] = field(default_factory=dict)
-    """Extra response headers, e.g. {"Retry-After": "1"}."""
-    delay_s: float = 0.0
-    """Seconds to wait before answering (latency, or a client timeout when longer than it)."""
-    drop: bool = False
-    """Close the connection without answering (after `delay_s`)."""
-    top_logprobs: list[dict[str, float]] | None = None
-    """Per generated position, candidate token -> logprob; sent only when the request asks for logprobs."""
-    prompt_tokens: int | None = None
-    """Usage override; default counts whitespace-separated words of the request messages."""
-    completion_tokens: int | None = None
-    """Usage override; default counts whitespace-separated words of `content`."""
-    finish_reason: str = "stop"
+__all__ = ["ChatServer", "Handler", "Reply", "ServerStats"]  # Reply lives in wire.py, imported from here
 
 
-Handler = Callable[[dict[str, Any]], "Reply | str"]
+Handler = Callable[[dict[str, Any]], Reply | str]
 
 
 class ServerStats:
@@ -154,6 +132,7 @@ class _Server(ThreadingHTTPServer):
 def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
+        disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests count, not log
             return
@@ -163,29 +142,29 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 data = [{"id": server.model, "object": "model", "created": 0, "owned_by": "loopback"}]
                 self._send(200, {"object": "list", "data": data})
             else:
-                self._send(404, _error_body(f"no route GET {self.path}", 404))
+                self._send(404, error_body(f"no route GET {self.path}", 404))
 
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
             except json.JSONDecodeError as exc:
-                self._send(400, _error_body(f"request body is not JSON: {exc}", 400))
+                self._send(400, error_body(f"request body is not JSON: {exc}", 400))
                 return
             if not self.path.rstrip("/").endswith("/chat/completions"):
-                self._send(404, _error_body(f"no route POST {self.path}", 404))
+                self._send(404, error_body(f"no route POST {self.path}", 404))
                 return
             server.stats.start(body, self.headers.get("Authorization") or "")
             status: int | None = None
             try:
-                reply = server.answer(body)
+                reply = check_request(body) or server.answer(body)
                 if reply.delay_s > 0:
                     time.sleep(reply.delay_s)
                 if reply.drop:
                     self._drop()
                     return
                 status = reply.status
-                payload = completion_body(body, reply, server.model) if status == 200 else _error_body(
+                payload = completion_body(body, reply, server.model) if status == 200 else error_body(
                     reply.content or f"scripted status {status}", status)
                 self._send(status, payload, reply.headers)
             except (BrokenPipeError, ConnectionResetError):
@@ -211,51 +190,3 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
     return RequestHandler
-
-
-def completion_body(request: dict[str, Any], reply: Reply, model: str) -> dict[str, Any]:
-    """An OpenAI `chat.completion` object for `reply`."""
-    prompt_words = sum(len(str(message.get("content") or "").split()) for message in request.get("messages", []))
-    prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else prompt_words
-    completion_tokens = reply.completion_tokens if reply.completion_tokens is not None else len(reply.content.split())
-    choice: dict[str, Any] = {
-        "index": 0,
-        "message": {"role": "assistant", "content": reply.content},
-        "finish_reason": reply.finish_reason,
-        "logprobs": None,
-    }
-    if request.get("logprobs") and reply.top_logprobs is not None:
-        choice["logprobs"] = {"content": _logprob_content(reply.top_logprobs, int(request.get("top_logprobs") or 0))}
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": request.get("model") or model,
-        "choices": [choice],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def _logprob_content(positions: list[dict[str, float]], top_k: int) -> list[dict[str, Any]]:
-    content = []
-    for candidates in positions:
-        ranked = sorted(candidates.items(), key=lambda item: item[1], reverse=True)
-        chosen_token, chosen_logprob = ranked[0] if ranked else ("", 0.0)
-        content.append({
-            "token": chosen_token,
-            "logprob": chosen_logprob,
-            "bytes": list(chosen_token.encode("utf-8")),
-            "top_logprobs": [
-                {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
-                for token, logprob in ranked[:top_k]
-            ],
-        })
-    return content
-
-
-def _error_body(message: str, status: int) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "loopback_error", "param": None, "code": status}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,7 +40,8 @@ class ChatReply:
 
     @property
     def error_kind(self) -> str | None:
-        """`rate_limit`, `server_error`, `timeout`, `connection`, `client_error`, `bad_response`, `local_error`."""
+        """`rate_limit`, `server_error`, `timeout`, `connection`, `client_error`, `bad_response`, `api_error`,
+        `local_error`."""
         return None if self.error is None else self.error.split(":", 1)[0]
 
 
@@ -57,9 +59,13 @@ class Teacher(Protocol):
 
 
 class Usage:
-    """Counters behind `Teacher.usage()`: requests sent, attempts, cache hits, failures by kind, tokens per op."""
+    """Counters behind `Teacher.usage()`: requests sent, attempts, cache hits, failures by kind, tokens per op.
+
+    Thread-safe: one teacher may be called from several threads (each `complete` runs its own event loop).
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.requests = 0
         self.attempts = 0
         self.cache_hits = 0
@@ -68,14 +74,28 @@ class Usage:
 
     def record(self, request: ChatRequest, reply: ChatReply) -> None:
         """Count one reply that was sent to the backend (not from the cache)."""
-        self.requests += 1
-        if reply.error is not None:
-            self.failures[reply.error_kind or "unknown"] += 1
-        self.tokens[request.op]["prompt_tokens"] += reply.prompt_tokens
-        self.tokens[request.op]["completion_tokens"] += reply.completion_tokens
+        with self._lock:
+            self.requests += 1
+            if reply.error is not None:
+                self.failures[reply.error_kind or "unknown"] += 1
+            self.tokens[request.op]["prompt_tokens"] += reply.prompt_tokens
+            self.tokens[request.op]["completion_tokens"] += reply.completion_tokens
+
+    def add_attempt(self) -> None:
+        """Count one attempt (the first try or a retry) sent to the backend."""
+        with self._lock:
+            self.attempts += 1
+
+    def add_cache_hits(self, count: int) -> None:
+        with self._lock:
+            self.cache_hits += count
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for metrics JSON; tokens count only replies paid for (cache hits cost nothing)."""
+        with self._lock:
+            return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "attempts": self.attempts,
