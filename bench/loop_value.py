@@ -119,12 +119,13 @@ def aggregate(results: dict[tuple[int, str], dict], arms: list[str]) -> dict:
 
     first_arm = arms[0]
     out: dict = {"seeds": seeds, "arms": arms}
-    out["gain_vs_seed"] = mean_spread(per_seed(first_arm, lambda r: r["eval_final"] - r["eval_first"]))["mean"]
+    gain = mean_spread(per_seed(first_arm, lambda r: r["eval_final"] - r["eval_first"]))
+    out["gain_vs_seed"], out["gain_vs_seed_std"] = gain["mean"], gain["std"]
+    out["gain_vs_random"] = out["gain_vs_random_std"] = None
     if "random" in arms and first_arm != "random":
-        gains = [results[(s, first_arm)]["eval_final"] - results[(s, "random")]["eval_final"] for s in seeds]
-        out["gain_vs_random"] = mean_spread(gains)["mean"]
-    else:
-        out["gain_vs_random"] = None
+        finals = [(results[(s, first_arm)]["eval_final"], results[(s, "random")]["eval_final"]) for s in seeds]
+        gain = mean_spread([ours - control for ours, control in finals])
+        out["gain_vs_random"], out["gain_vs_random_std"] = gain["mean"], gain["std"]
     out["auroc"] = {s: mean_spread(per_seed(first_arm, lambda r, s=s: r["signals"][s]["auroc"]))["mean"]
                     for s in SIGNALS}
     out["flags"] = {

@@ -65,7 +65,7 @@ def local_server(latency: float) -> Iterator[tuple[str, dict]]:
     stats: dict = {}
     with ChatServer(lambda body: Reply("a short teacher reply", delay_s=latency)) as server:
         yield server.base_url, stats
-        stats.update(total=server.stats.total, max_in_flight=server.stats.max_in_flight, cpu_s=float("nan"))
+        stats.update(total=server.stats.total, max_in_flight=server.stats.max_in_flight, cpu_s=None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-process", action="store_true", help="run the server in this process")
     args = parser.parse_args(argv)
 
-    results: dict[str, float | str] = {"latency_s": args.latency, "server": "thread" if args.in_process else "child"}
+    results: dict[str, float | str | None] = {"latency_s": args.latency,
+                                              "server": "thread" if args.in_process else "child"}
     serve = local_server if args.in_process else child_server
     with serve(args.latency) as (base_url, server_stats):
         measure(base_url, 4, 8, "warmup")
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
             results[f"efficiency_at_{level}"] = round(rate / ideal, 4)
             results[f"client_cpu_ms_per_request_at_{level}"] = round(cpu_ms, 3)
     results["server_max_in_flight"] = server_stats["max_in_flight"]
-    results["server_cpu_ms_per_request"] = round(1000 * server_stats["cpu_s"] / max(1, server_stats["total"]), 3)
+    cpu_s = server_stats["cpu_s"]  # None in-process: the server's CPU is not separable from the client's
+    total = max(1, server_stats["total"])
+    results["server_cpu_ms_per_request"] = None if cpu_s is None else round(1000 * cpu_s / total, 3)
     print(json.dumps(results))
 
 

@@ -205,6 +205,18 @@ def test_replies_without_marker_or_empty_keep_the_parent(world):
     assert kept["outcome"] == "unparsed" and "empty" in kept["reason"]
 
 
+def test_gate_off_accepts_what_the_gate_rejects(world):
+    def fault(op, body, nth):
+        return f"{P.FINAL_OPEN}Muddled task{P.FINAL_CLOSE}" if op == "improve" else None
+
+    for gate in (True, False):
+        with ChatServer(ScriptedTeacher(fault)) as server:
+            refine(world, teacher_config(server, world), gate=gate)
+        improve = json.loads((world["out"] / "refine.json").read_text())["ops"]["improve"]
+        assert (improve["accepted"], improve["rejected_by"]["signal"]) == ((0, 1) if gate else (1, 0))
+        assert_conserved(world)
+
+
 def test_an_empty_response_counts_as_a_failure(world):
     with ChatServer(ScriptedTeacher(lambda op, body, nth: "" if op == P.RESPOND else None)) as server:
         refine(world, teacher_config(server, world, max_retries=1))

@@ -149,7 +149,7 @@ def test_dropped_connection_is_retried(tmp_path):
     assert server.stats.dropped == 2
 
 
-def test_endpoint_down_for_good_gives_counted_errors_not_exceptions(tmp_path):
+def test_endpoint_down_for_good_gives_counted_errors_not_exceptions(tmp_path, caplog):
     server = ChatServer(_echo).start()
     server.stop()  # nothing listens on this port any more
     teacher = _teacher(server, tmp_path, max_retries=2)
@@ -158,6 +158,7 @@ def test_endpoint_down_for_good_gives_counted_errors_not_exceptions(tmp_path):
     usage = teacher.usage()
     assert usage["failures"] == {"connection": 4} and usage["attempts"] == 12
     assert teacher.cache.path is not None and len(teacher.cache) == 0  # failures are never cached
+    assert "4 of 4 requests failed (connection: 4)" in caplog.text
 
 
 def test_rerun_sends_nothing_twice(tmp_path):

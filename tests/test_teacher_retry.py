@@ -45,6 +45,8 @@ def test_status_classification(status, kind, retryable):
 def test_retry_after_header_is_carried():
     assert classify(_status_error(429, {"Retry-After": "2"})).retry_after_s == 2.0
     assert classify(_status_error(429)).retry_after_s is None
+    assert classify(_status_error(429, {"retry-after-ms": "250", "Retry-After": "1"})).retry_after_s == 0.25
+    assert classify(_status_error(503, {"Retry-After": "4"})).retry_after_s == 4.0
 
 
 def test_timeouts_and_connection_errors_are_retried():

@@ -48,6 +48,16 @@ def encode_samples(
     return [encode_chat(tokenizer, sample["id"], list(sample["messages"]), max_length) for sample in samples]
 
 
+def causal_states(body: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Last-layer states of right-padded rows.
+
+    No attention mask on purpose: under causal attention a real token only sees earlier positions, and right padding
+    puts every pad after the real tokens, so real-token states are exact; without a mask SDPA takes its fused causal
+    kernel (~25% faster on CPU). Pad positions hold garbage and are never read.
+    """
+    return body(input_ids=ids).last_hidden_state
+
+
 def token_nll(head: torch.nn.Module, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """NLL of each label from its state, in fp32, through lm_head in chunks of rows."""
     pieces = [
@@ -63,8 +73,7 @@ def forward_batch(model: PreTrainedModel, batch: list[Encoded], pad_id: int, emb
     body, head = body_and_head(model)
     device = next(model.parameters()).device
     ids = pad_right([row.input_ids for row in batch], pad_id).to(device)
-    attention = pad_right([[1] * len(row) for row in batch], 0).to(device)
-    hidden = body(input_ids=ids, attention_mask=attention).last_hidden_state
+    hidden = causal_states(body, ids)
     # token t is predicted from the state at t-1: score only assistant targets, so lm_head sees few rows
     targets = pad_right([row.assistant_mask for row in batch], False).to(device)[:, 1:]
     rows, cols = targets.nonzero(as_tuple=True)
@@ -77,7 +86,7 @@ def forward_batch(model: PreTrainedModel, batch: list[Encoded], pad_id: int, emb
     if embed:
         prompt_lens = torch.tensor([row.prompt_len for row in batch], device=device)
         in_prompt = torch.arange(ids.shape[1], device=device)[None, :] < prompt_lens[:, None]
-        summed = (hidden.float() * in_prompt[..., None]).sum(dim=1)
+        summed = torch.bmm(in_prompt[:, None, :].float(), hidden.float())[:, 0]  # fp32 sums, no copy in fp32
         vectors = summed / prompt_lens.clamp(min=1)[:, None]
     return sums.cpu(), counts.cpu(), None if vectors is None else vectors.cpu()
 

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 
 from middo.model.batching import pad_right
 from middo.model.encode import Encoded
-from middo.model.forward import body_and_head
+from middo.model.forward import body_and_head, causal_states
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,8 @@ def batch_nll(model: PreTrainedModel, rows: list[Encoded], pad_id: int) -> tuple
     body, head = body_and_head(model)
     device = next(model.parameters()).device
     ids = pad_right([row.input_ids for row in rows], pad_id).to(device)
-    attention = pad_right([[1] * len(row) for row in rows], 0).to(device)
     targets = pad_right([row.assistant_mask for row in rows], False).to(device)[:, 1:]
-    hidden = body(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1]
+    hidden = causal_states(body, ids)[:, :-1]  # right padding, no mask needed: see causal_states
     logits = head(hidden[targets]).float()  # lm_head only on target positions
     return F.cross_entropy(logits, ids[:, 1:][targets], reduction="sum"), int(targets.sum())
 

@@ -44,7 +44,7 @@ STAGE_SPECS: dict[str, StageSpec] = {
             ("middo.signals.config:JudgeConfig", "judge"),
             ("middo.teacher.config:TeacherConfig", "teacher"),
         ),
-        ("data", "model", "signals", "teacher"),
+        ("data", "demo", "model", "refine", "signals", "teacher"),  # teacher -> demo (sim backend) -> refine
     ),
     "select": StageSpec((("middo.selection.config:SelectConfig", "select"),), ("data", "selection")),
     "refine": StageSpec(

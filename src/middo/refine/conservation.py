@@ -7,6 +7,7 @@ import polars as pl
 from middo.errors import MiddoError
 
 REPLACING_OPS = ("simplify", "improve")
+"""Operations whose accepted child replaces its parent; `synthesize` adds a child and keeps the parent."""
 
 
 class ConservationError(MiddoError):

@@ -122,7 +122,8 @@ class Gate:
             verdict = verdicts[i]
             if sims.shape[1]:
                 verdict.scores.update(max_cos=float(sims[row, 0]), nearest=near[row][0])
-                verdict.scores["knn_sim"] = float(sims[row, : self.reference.k].mean())
+                if self.reference.k:
+                    verdict.scores["knn_sim"] = float(sims[row, : self.reference.k].mean())
                 if sims[row, 0] > self.dup_threshold:
                     verdict.reject("near_duplicate", f"cosine {sims[row, 0]:.4f} to {near[row][0]} > "
                                                      f"{self.dup_threshold}")

@@ -8,7 +8,8 @@ import math
 import polars as pl
 
 from middo.data.schema import SAMPLE_SCHEMA, sample_id
-from middo.refine.operations import REPLACING_OPS, Attempt
+from middo.refine.conservation import REPLACING_OPS
+from middo.refine.operations import Attempt
 
 PARENT_ONLY_META = ("answer", "item", "planted", "refine")
 """Parent meta keys that describe the parent's exact content (its checkable answer, its structured task, its

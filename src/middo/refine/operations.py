@@ -19,8 +19,6 @@ from middo.refine.prompts import cut, prompt_text, respond_messages, rewrite_mes
 from middo.tables import join_by_id
 from middo.teacher import ChatReply, ChatRequest, Teacher
 
-REPLACING_OPS = ("simplify", "improve")
-"""Operations whose accepted child replaces its parent; `synthesize` adds a child and keeps the parent."""
 ERROR_CHARS = 300
 
 

@@ -18,7 +18,7 @@ def selection_metrics(selection: Selection, config: SelectConfig) -> dict:
     """Counts per flag and of each overlap, with the statistics and thresholds that produced them."""
     flags = selection.flags
     hard, sparse, low = (flags[name].to_numpy() for name in ("hard", "sparse", "low_quality"))
-    return {
+    summary = {
         "mode": config.mode,
         "params": dataclasses.asdict(config),
         "n_samples": flags.height,
@@ -39,8 +39,10 @@ def selection_metrics(selection: Selection, config: SelectConfig) -> dict:
         "nan_counts": {name: stat.n_nan for name, stat in selection.stats.items()},
         "nan_ratings": selection.stats["quality"].n_nan,
         "thresholds": selection.thresholds,
-        "sigma_rule_thresholds": selection.sigma_thresholds,
     }
+    if config.mode != "sigma":  # what the σ-rule would have used (the random control draws its counts)
+        summary["sigma_rule_thresholds"] = selection.sigma_thresholds
+    return summary
 
 
 def histogram_table(selection: Selection, bins: int = PLOT_BINS) -> pl.DataFrame:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
+from collections import Counter
 from typing import Any
 from urllib.parse import urlparse
 
@@ -103,7 +105,12 @@ class OpenAITeacher:
                     for index in range(len(requests)):
                         await live.acquire()
                         group.create_task(one(index))
-        return [reply for reply in replies if reply is not None]
+        done = [reply for reply in replies if reply is not None]
+        errors = Counter(reply.error_kind for reply in done if reply.error is not None)
+        if errors:
+            log.warning("teacher %s: %d of %d requests failed (%s)", self.cfg.model, sum(errors.values()), len(done),
+                        ", ".join(f"{kind}: {count}" for kind, count in sorted(errors.items())))
+        return done
 
     async def _send(self, pool: ClientPool, limit: asyncio.Semaphore, request: ChatRequest) -> ChatReply:
         """One request with retries; the backoff wait happens outside the concurrency slot."""
@@ -126,8 +133,9 @@ class OpenAITeacher:
                 break
             wait = backoff_s(attempt, self.cfg.backoff_base_s, self.cfg.backoff_max_s, failure.retry_after_s,
                              self._rng)
-            log.debug("teacher %s (%s); retry %d in %.2fs", failure.kind, self._scrub(failure.detail), attempt + 1,
-                      wait)
+            level = logging.INFO if wait > self.cfg.backoff_max_s else logging.DEBUG  # a long Retry-After is news
+            log.log(level, "teacher %s (%s); retry %d in %.2fs", failure.kind, self._scrub(failure.detail),
+                    attempt + 1, wait)
             await asyncio.sleep(wait)
         tries = f" after {attempt + 1} attempts" if attempt else ""
         return failed(failure.kind, self._scrub(failure.detail) + tries)

@@ -24,6 +24,8 @@ class LocalTeacher:
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(f"teacher model {cfg.model!r}: its tokenizer has no chat template; "
                               "use an instruct (chat) model")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token  # as `load_model` does; padded positions are masked out
         self.model = model
         self.tokenizer = tokenizer
         self.cfg = cfg
@@ -85,8 +87,8 @@ class LocalTeacher:
     @torch.no_grad()
     def _generate(self, requests: list[ChatRequest], prompts: list[str]) -> list[ChatReply]:
         first = requests[0]
-        self.tokenizer.padding_side = "left"
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                               add_special_tokens=False)
         batch = batch.to(self.model.device)
         sampling = {"do_sample": True, "temperature": first.temperature} if first.temperature > 0 else {
             "do_sample": False, "temperature": None, "top_p": None, "top_k": None}

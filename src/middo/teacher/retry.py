@@ -6,6 +6,7 @@ import email.utils
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 
@@ -33,7 +34,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure("connection", f"{type(cause).__name__}: {cause}".strip(), retryable=True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+        retry_after = _retry_after(exc.response.headers)
         detail = f"HTTP {status}: {_short(exc.message)}"
         if status == 429:
             return Failure("rate_limit", detail, retryable=True, retry_after_s=retry_after)
@@ -63,6 +64,17 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _retry_after(headers: Any) -> float | None:
+    """`retry-after-ms` (sent by OpenAI, finer) if present, else `Retry-After`."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, retry_after_s: float | None = None,

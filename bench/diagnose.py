@@ -1,0 +1,180 @@
+"""Wall time of the three signals (score + cluster + judge) against the reference procedure, and the floor.
+
+    .venv/bin/python bench/diagnose.py [--n 2000] [--ref-n 200] [--base DIR --model DIR]
+
+Ours: `middo.signals.loss.score_samples` (M0 losses; Mr losses and prompt embeddings from one pass; length-sorted
+batches under a token budget), `middo.signals.knn.knn_table` (faiss), and the `logits` judge (shared prefix,
+six questions from the cached prefix, no generation).
+
+Reference (the procedure of the Middo scripts): losses in file-order padded batches of 8 under each model with
+full-vocabulary logits, embeddings one sample at a time in a separate pass, a dense N x N similarity matrix, and
+six generated ratings of up to 64 new tokens each parsed by their first number. Its per-sample stages run on the
+first `--ref-n` samples and are scaled linearly to N (they are linear in N); the N x N step runs on all N.
+
+Floor: one plain forward pass of the model body over every sample's tokens (length-sorted, same budget).
+Without `--base/--model` both models are the small (~5M) architecture built here (random weights: the reference
+generation then runs its full 64 tokens per rating, as for a model that ignores the answer format).
+Ends with one JSON line: `speedup` (reference / ours) and `floor_ratio` (ours / floor), plus the parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from middo.data.schema import sample_id
+from middo.demo.generate import SuiteConfig, seed_rows
+from middo.model.batching import budget_batches, pad_left, pad_right
+from middo.model.build import init_base_model
+from middo.model.config import ModelConfig
+from middo.model.encode import encode_chat
+from middo.model.load import load_model
+from middo.signals.config import ClusterConfig, ScoreConfig
+from middo.signals.judge_local import rate_local
+from middo.signals.judge_parse import first_number
+from middo.signals.judge_prompts import sample_rating_messages
+from middo.signals.knn import knn_table
+from middo.signals.loss import score_samples
+
+BUDGET = 8192
+REF_BATCH = 8
+REF_NEW_TOKENS = 64
+
+
+def demo_samples(n: int) -> list[dict]:
+    rows = seed_rows(SuiteConfig(n_seed=n))
+    return [{"id": sample_id(row["messages"]), "messages": row["messages"]} for row in rows]
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    value = function(*args, **kwargs)
+    return value, time.perf_counter() - started
+
+
+@torch.inference_mode()
+def ref_losses(model, tokenizer, samples):
+    """Reference: file order, batches of 8, full logits, masked cross-entropy."""
+    out = []
+    for start in range(0, len(samples), REF_BATCH):
+        rows = [encode_chat(tokenizer, s["id"], s["messages"], 1024) for s in samples[start : start + REF_BATCH]]
+        ids = pad_right([r.input_ids for r in rows], tokenizer.pad_token_id)
+        attention = pad_right([[1] * len(r) for r in rows], 0)
+        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        mask = pad_right([r.assistant_mask for r in rows], False)[:, 1:]
+        nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        out.extend(((nll * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist())
+    return out
+
+
+@torch.inference_mode()
+def ref_embeddings(model, tokenizer, samples):
+    """Reference: one prompt-only pass per sample."""
+    vectors = []
+    for sample in samples:
+        row = encode_chat(tokenizer, sample["id"], sample["messages"], 1024)
+        hidden = model(input_ids=torch.tensor([row.input_ids[: row.prompt_len]]), output_hidden_states=True)
+        vectors.append(hidden.hidden_states[-1][0].mean(0).numpy())
+    return np.stack(vectors)
+
+
+def ref_knn(vectors, k=10):
+    """Reference: dense N x N cosine matrix, full sort per row."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    top = np.argsort(-sims, axis=1)[:, :k]
+    return np.take_along_axis(sims, top, axis=1).mean(1)
+
+
+@torch.inference_mode()
+def ref_judge(model, tokenizer, samples):
+    """Reference: six generated ratings per sample (batches of 8 prompts, file order), first number parsed."""
+    prompts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+               for s in samples for m in sample_rating_messages(s["messages"])]
+    ratings = []
+    for start in range(0, len(prompts), REF_BATCH):
+        rows = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + REF_BATCH]]
+        ids, attention = pad_left(rows, tokenizer.pad_token_id)
+        out = model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=REF_NEW_TOKENS, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+        ratings.extend(first_number(tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True)) for row in out)
+    return ratings
+
+
+@torch.inference_mode()
+def floor_pass(model, tokenizer, samples):
+    """One plain forward pass of the model body over every sample's tokens."""
+    rows = [encode_chat(tokenizer, s["id"], s["messages"], 1024).input_ids for s in samples]
+    body = getattr(model, model.base_model_prefix)
+    for batch in budget_batches([len(r) for r in rows], BUDGET):
+        chunk = [rows[i] for i in batch]
+        attention = pad_right([[1] * len(r) for r in chunk], 0)
+        body(input_ids=pad_right(chunk, tokenizer.pad_token_id), attention_mask=attention)
+    return sum(map(len, rows))
+
+
+def models(args, workdir: Path) -> tuple[Path, Path]:
+    if args.base and args.model:
+        return Path(args.base), Path(args.model)
+    corpus = Path("data/demo/corpus.txt")
+    built = init_base_model(workdir / "small", [corpus], size="small")
+    return built, built
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--ref-n", type=int, default=200, help="samples the per-sample reference stages run on")
+    parser.add_argument("--base", help="base model dir (default: build the small model)")
+    parser.add_argument("--model", help="round model dir (default: the same as --base)")
+    args = parser.parse_args()
+    samples = demo_samples(args.n)
+    ref_samples = samples[: args.ref_n]
+    scale = len(samples) / len(ref_samples)
+    with tempfile.TemporaryDirectory() as tmp:
+        base, current = models(args, Path(tmp))
+        model_cfg = ModelConfig(base=str(base), device="cpu")
+        model, tokenizer = load_model(current, device="cpu")
+
+        score, t_score = timed(score_samples, samples, base, current, model_cfg, ScoreConfig(token_budget=BUDGET))
+        ids = score.table["id"].to_list()
+        _, t_cluster = timed(knn_table, ids, score.embeddings, ClusterConfig())
+        _, t_judge = timed(rate_local, model, tokenizer, samples, BUDGET, generate=False, progress=False)
+        ab = samples[: max(len(samples) // 4, 1)]
+        _, t_shared = timed(rate_local, model, tokenizer, ab, BUDGET, generate=False, progress=False)
+        _, t_unshared = timed(rate_local, model, tokenizer, ab, BUDGET, generate=False, share_prefix=False,
+                              progress=False)
+        n_tokens, t_floor = timed(floor_pass, model, tokenizer, samples)
+
+        base_model, _ = load_model(base, device="cpu")
+        _, r_loss_pre = timed(ref_losses, base_model, tokenizer, ref_samples)
+        _, r_loss_cur = timed(ref_losses, model, tokenizer, ref_samples)
+        _, r_embed = timed(ref_embeddings, model, tokenizer, ref_samples)
+        _, r_knn = timed(ref_knn, score.embeddings)
+        _, r_judge = timed(ref_judge, model, tokenizer, ref_samples)
+
+    ours = t_score + t_cluster + t_judge
+    reference = (r_loss_pre + r_loss_cur + r_embed + r_judge) * scale + r_knn
+    figures = {
+        "n": len(samples), "ref_n": len(ref_samples), "tokens": n_tokens, "threads": torch.get_num_threads(),
+        "ours_s": ours, "score_s": t_score, "cluster_s": t_cluster, "judge_s": t_judge,
+        "judge_shared_prefix_s": t_shared, "judge_six_full_sequences_s": t_unshared, "judge_ab_n": len(ab),
+        "reference_s": reference, "ref_losses_s": (r_loss_pre + r_loss_cur) * scale, "ref_embed_s": r_embed * scale,
+        "ref_knn_s": r_knn, "ref_judge_s": r_judge * scale, "floor_s": t_floor,
+        "speedup": reference / ours, "floor_ratio": ours / t_floor,
+    }
+    for key, value in figures.items():
+        print(f"{key:>28}: {value:.3f}" if isinstance(value, float) else f"{key:>28}: {value}")
+    print(json.dumps({key: round(v, 4) if isinstance(v, float) else v for key, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
