@@ -89,6 +89,11 @@ def test_repro_writes_every_output_and_conserves_ids(project):
     assert json.loads((project / "data/r2/eval.json").read_text())  # final model evaluated
 
 
+def test_plots_render(project):
+    result = _run(_dvc("plots", "show", "--json"), project)
+    assert "error" not in result.stdout.lower(), result.stdout[:2000]
+
+
 def test_second_repro_runs_nothing(project):
     again = _run(_dvc("repro"), project)
     assert _ran(again) == set()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from middo.refine.gate import Candidate, Gate, Reference
-from middo.refine.neighbours import CosineIndex
 
-DIM = 4
 PARENT = [{"role": "user", "content": "Add 17 and 25 then double it."}, {"role": "assistant", "content": "84"}]
 OTHER = [{"role": "user", "content": "Name a red fruit."}, {"role": "assistant", "content": "Apple."}]
 
@@ -46,10 +45,9 @@ class Fakes:
 def make_gate(fakes: Fakes, enabled: bool = True, dup: float = 0.95) -> Gate:
     from middo.data.schema import sample_id
 
-    index = CosineIndex(DIM)
-    ids = [sample_id(PARENT), sample_id(OTHER)]
-    index.add(ids, np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0)]))
-    reference = Reference(set(ids), index, mean_knn_sim=0.5, k=1)
+    ids = [sample_id(PARENT), sample_id(OTHER), "c" * 16, "d" * 16]
+    vectors = np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0), unit(-1, 0, 0, 0), unit(0, -1, 0, 0)])  # mean 0
+    reference = Reference(set(ids), ids, vectors, mean_knn_sim=0.5, k=1)
     return Gate(reference, dup, fakes.loss, fakes.rate, fakes.embed, enabled=enabled)
 
 
@@ -131,3 +129,19 @@ def test_gate_off_accepts_every_parsed_child_but_keeps_ids_unique():
                       candidate("improve", "Harder now.", key="again"))
     assert [v.check for v in verdicts] == [None, "duplicate", "duplicate"]
     assert fakes.calls == []  # the control arm scores nothing
+
+
+def test_near_duplicates_are_judged_after_removing_the_common_direction():
+    from middo.data.schema import sample_id
+
+    base = np.array([10, 0, 0, 0], dtype=np.float32)  # every embedding shares it: raw cosines are all near 1
+    ids = [sample_id(PARENT), "b" * 16, "c" * 16, "d" * 16]
+    vectors = np.stack([base + d for d in np.eye(4, dtype=np.float32)[[1, 1, 2, 2]] * [[1], [-1], [1], [-1]]])
+    reference = Reference(set(ids), ids, vectors, mean_knn_sim=1.0, k=2)
+    fakes = Fakes(vectors={"Apart.": base + [0, 0.9, 0.1, 0], "Close.": base + [0, 1, 0.01, 0]}, losses={},
+                  ratings={})
+    gate = Gate(reference, 0.995, fakes.loss, fakes.rate, fakes.embed)
+    apart, close = review(gate, candidate("synthesize", "Apart."), candidate("synthesize", "Close."))
+    assert apart.accepted and apart.scores["max_cos"] == pytest.approx(0.9939, abs=1e-4)
+    assert apart.scores["knn_sim"] > 0.995  # raw cosines, as the cluster stage computes knn_sim
+    assert close.check == "near_duplicate" and close.scores["max_cos"] > 0.9999

@@ -76,3 +76,18 @@ def test_train_stage_end_to_end(tiny_model_dir, tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["steps"] == 2 and metrics["samples"] == 16
     assert (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_training_loss_uses_the_same_assistant_targets_as_scoring(tiny_model_dir):
+    from middo.model.forward import encode_samples, score_forward
+    from middo.model.load import load_model
+    from middo.model.loop import batch_nll
+
+    model, tokenizer = load_model(tiny_model_dir, device="cpu")
+    samples = sft_samples(6)
+    rows = encode_samples(tokenizer, samples, 1024)
+    with torch.no_grad():
+        total, count = batch_nll(model, rows, tokenizer.pad_token_id)
+    scored = score_forward(model, tokenizer, samples, token_budget=100_000, embed=False, progress=False)
+    assert count == int(scored.n_tokens.sum())
+    assert total.item() == pytest.approx(float((scored.loss * scored.n_tokens).sum()), rel=1e-5)

@@ -39,6 +39,19 @@ def test_unroll_takes_rounds_from_params_and_the_option_overrides(tmp_path):
     assert list(yaml.safe_load(output.read_text(encoding="utf-8"))["stages"])[-2:] == ["train-2", "eval-2"]
 
 
+def test_sync_params_keeps_values_adds_new_fields_and_drops_unknown_ones(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("select:\n  m_quality: 0.25\n  m_old: 3\nloop:\n  rounds: 1\nextra:\n  a: 1\n", encoding="utf-8")
+    args = ["unroll", "--sync-params", "--params", str(params), "--output", str(tmp_path / "dvc.yaml")]
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "dropped unknown keys ['extra', 'select.m_old']" in result.output
+    synced = yaml.safe_load(params.read_text(encoding="utf-8"))
+    assert synced["select"]["m_quality"] == 0.25 and synced["loop"]["rounds"] == 1
+    assert (REPO / "params.yaml").read_text(encoding="utf-8").count("\n  ") == params.read_text().count("\n  ")
+    assert list(yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"])[-1] == "eval-2"
+
+
 def test_unroll_reports_a_missing_params_file(tmp_path):
     result = _invoke(["unroll", "--params", str(tmp_path / "none.yaml"), "--output", str(tmp_path / "dvc.yaml")])
     assert result.exit_code == 1
@@ -97,3 +110,12 @@ def test_init_rejects_bad_flags_and_non_empty_dirs(tmp_path, alpaca):
     assert result.exit_code == 1 and "not empty" in result.output
     result = _invoke(["init", str(tmp_path / "q"), "--data", str(alpaca), "--model", "m/x", "--eval-size", "40"])
     assert result.exit_code == 1 and "--eval PATH" in result.output
+
+
+def test_init_outside_a_source_checkout_says_where_the_stage_scripts_come_from(tmp_path, monkeypatch, alpaca):
+    import middo
+
+    monkeypatch.setattr(middo, "__file__", str(tmp_path / "site-packages" / "middo" / "__init__.py"))
+    result = _invoke(["init", str(tmp_path / "p"), "--data", str(alpaca), "--model", "m/x"])
+    assert result.exit_code == 1 and "source checkout" in result.output
+    assert not (tmp_path / "p").exists()

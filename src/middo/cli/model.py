@@ -54,7 +54,7 @@ def convert_gguf(
     if dtype not in ("float32", "bfloat16"):
         raise typer.BadParameter(f"{dtype!r}; use float32 or bfloat16", param_hint="--dtype")
     if gguf.suffix != ".gguf" or not gguf.is_file():
-        raise typer.BadParameter(f"{gguf} is not a .gguf file", param_hint="GGUF")
+        raise typer.BadParameter(f"{gguf}: no such .gguf file", param_hint="GGUF")
     try:
         convert(gguf, output, dtype)
     except MiddoError as exc:

@@ -16,14 +16,23 @@ def unroll(
     rounds: Annotated[int | None, typer.Option(min=1, help="Rounds (default: params.yaml loop.rounds).")] = None,
     params: Annotated[Path, typer.Option(help="Params file the pipeline is built from.")] = Path("params.yaml"),
     output: Annotated[Path, typer.Option(help="Pipeline file to write.")] = Path("dvc.yaml"),
+    sync_params: Annotated[
+        bool, typer.Option(help="First rewrite the params file: keep your values, add new fields, drop unknown ones.")
+    ] = False,
 ) -> None:
     """Write the unrolled DVC pipeline (train, score, cluster, judge, select, refine, eval per round).
 
-    Examples: `middo unroll`, `middo unroll --rounds 3 && dvc repro`.
+    Examples: `middo unroll`, `middo unroll --rounds 3 && dvc repro`, `middo unroll --sync-params` (after upgrading).
     """
+    from middo.config import load_params
+    from middo.pipeline.params_file import sync_params as synced
     from middo.pipeline.unroll import unroll as write_unrolled
 
     try:
+        if sync_params:
+            text, dropped = synced(load_params(params))
+            params.write_text(text, encoding="utf-8")
+            typer.echo(f"rewrote {params}" + (f"; dropped unknown keys {dropped}" if dropped else ""))
         path = write_unrolled(params, rounds, output)
     except MiddoError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -22,6 +22,12 @@ from middo.pipeline.specs import STAGE_SPECS, config_class, stage_param_keys
 DEMO_BASE = "models/base"
 """When `model.base` is this path, the pipeline builds it with the `pretrain` stage (the offline demo)."""
 EVAL_DATA = "data/eval.parquet"
+PLOT_AXES = {
+    "train_log.csv": {"x": "step", "y": "loss"},
+    "judge_hist.csv": {"x": "score", "y": "quality"},
+    "select_hist.csv": {"x": "bin_low", "y": "count"},
+}
+"""`dvc plots show` axes: columns of the CSV files the train, judge and select stages write."""
 
 
 def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | None = "src/middo") -> dict:
@@ -96,7 +102,7 @@ class _Builder:
             stage["outs"] = outs
         stage["metrics"] = [{path: {"cache": False}} for path in metrics]
         if plots:
-            stage["plots"] = [{path: {"cache": False}} for path in plots]
+            stage["plots"] = [{path: {"cache": False, **PLOT_AXES[path.rsplit("/", 1)[-1]]}} for path in plots]
         return stage
 
     def prepare(self, seed: list[str], eval_input: str) -> dict:

@@ -33,7 +33,8 @@ HEADER = """\
 # keys they read), so changing `select.*` re-runs select and what follows, never the forward passes.
 # `model.base: models/base` (the offline demo) adds a `pretrain` stage that builds that model from `loop.corpus`;
 # any other value (a local path or a hub id) is used as it is. After changing `loop.*`, `model.base` or
-# `data.seed`/`data.eval`, run `middo unroll` to regenerate dvc.yaml.
+# `data.seed`/`data.eval`, run `middo unroll` to regenerate dvc.yaml (`middo unroll --sync-params` also refreshes
+# this file after an upgrade: your values are kept, new fields appear at their defaults).
 """
 
 
@@ -94,3 +95,16 @@ def _scalar(value: Any) -> str:
     if isinstance(value, tuple):
         value = list(value)
     return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...").strip()
+
+
+def sync_params(current: dict[str, Any]) -> tuple[str, list[str]]:
+    """params.yaml text that keeps the values of `current` for fields that still exist, adds new fields at their
+    defaults and refreshes the comments; also returns the dotted keys dropped because no dataclass reads them."""
+    overrides: dict[str, dict[str, Any]] = {}
+    dropped = [name for name in current if name not in dict(SECTIONS)]
+    for name, target in SECTIONS:
+        known = {f.name for f in dataclasses.fields(config_class(target))}
+        values = current.get(name) or {}
+        overrides[name] = {key: value for key, value in values.items() if key in known}
+        dropped += [f"{name}.{key}" for key in values if key not in known]
+    return render_params(overrides), dropped

@@ -2,10 +2,11 @@
 
 Checks, in order (the first that fails names the rejection): `empty` (a blank turn), `copy` (same prompt and
 response as the parent, up to case and spacing), `duplicate` (its id is already in D(r-1) or among the accepted
-children), `near_duplicate` (prompt-embedding cosine above `dup_threshold` to a sample of D(r-1) or to an accepted
-child), `signal` (judged by the signal that flagged the parent: lower loss under Mr for simplify, higher rating for
-improve, knn_sim below the dataset's mean for synthesize). With the gate off only `duplicate` applies: ids must
-stay unique.
+children), `near_duplicate` (cosine above `dup_threshold` between prompt embeddings centred on D(r-1)'s mean
+embedding, to a sample of D(r-1) or to an accepted child), `signal` (judged by the signal that flagged the parent:
+lower loss under Mr for simplify, higher rating for improve, knn_sim below the dataset's mean for synthesize, with
+knn_sim as the cluster stage computes it: mean raw cosine to the k nearest). With the gate off only `duplicate`
+applies: ids must stay unique.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from middo.data.schema import sample_id
-from middo.refine.neighbours import CosineIndex
+from middo.refine.neighbours import CosineIndex, mean_vector
 
 CHECKS = ("empty", "copy", "duplicate", "near_duplicate", "signal")
 Scorer = Callable[[list[dict]], dict[str, float]]
@@ -58,12 +59,28 @@ class Verdict:
 
 @dataclass
 class Reference:
-    """D(r-1) as the gate sees it: its ids, a cosine index of its embeddings, its mean knn_sim and k."""
+    """D(r-1) as the gate sees it: its ids, its prompt embeddings (rows named by `embedding_ids`), its mean
+    knn_sim (from the cluster stage, raw cosines) and k. One faiss index is held at a time."""
 
     ids: set[str]
-    index: CosineIndex
+    embedding_ids: list[str]
+    vectors: np.ndarray
     mean_knn_sim: float
     k: int
+    center: np.ndarray = field(init=False)
+    _index: tuple[bool, CosineIndex] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.center = mean_vector(self.vectors)
+
+    def search(self, queries: np.ndarray, k: int, centered: bool) -> tuple[np.ndarray, list[list[str]]]:
+        """Cosines to the k nearest samples of D(r-1): raw (as knn_sim) or centred (for near-duplicates)."""
+        if self._index is None or self._index[0] != centered:
+            self._index = None  # free the other index before building this one
+            index = CosineIndex(self.vectors.shape[1], self.center if centered else None)
+            index.add(self.embedding_ids, self.vectors)
+            self._index = (centered, index)
+        return self._index[1].search(queries, k)
 
 
 @dataclass
@@ -87,7 +104,8 @@ class Gate:
         live = [i for i in live if verdicts[i].accepted]
         if self.enabled:
             self._score_signals(candidates, verdicts, live, parents)
-        accepted = CosineIndex(len(next(iter(vectors.values())))) if vectors else None
+        dim = len(next(iter(vectors.values()))) if vectors else 0
+        accepted = CosineIndex(dim, self.reference.center) if vectors else None
         taken: set[str] = set()
         for i in live:
             if self._passes_last_checks(candidates[i], verdicts[i], taken, accepted, vectors.get(i)):
@@ -117,22 +135,25 @@ class Gate:
         if not live:
             return {}
         vectors = np.asarray(self.embed_fn([_sample(candidates[i]) for i in live]), dtype=np.float32)
-        sims, near = self.reference.index.search(vectors, max(self.reference.k, 1))
+        synth = [row for row, i in enumerate(live) if candidates[i].op == "synthesize"]
+        if synth and self.reference.k:
+            sims, _ = self.reference.search(vectors[synth], self.reference.k, centered=False)
+            for row, sim in zip(synth, sims, strict=True):
+                verdicts[live[row]].scores["knn_sim"] = float(sim.mean()) if sim.size else math.nan
+        sims, near = self.reference.search(vectors, 1, centered=True)
         for row, i in enumerate(live):
-            verdict = verdicts[i]
             if sims.shape[1]:
-                verdict.scores.update(max_cos=float(sims[row, 0]), nearest=near[row][0])
-                if self.reference.k:
-                    verdict.scores["knn_sim"] = float(sims[row, : self.reference.k].mean())
-                if sims[row, 0] > self.dup_threshold:
-                    verdict.reject("near_duplicate", f"cosine {sims[row, 0]:.4f} to {near[row][0]} > "
-                                                     f"{self.dup_threshold}")
+                cosine = float(sims[row, 0])
+                verdicts[i].scores.update(max_cos=cosine, nearest=near[row][0])
+                if cosine > self.dup_threshold:
+                    verdicts[i].reject("near_duplicate", f"centred cosine {cosine:.4f} to {near[row][0]} > "
+                                                         f"{self.dup_threshold}")
         return {i: vectors[row] for row, i in enumerate(live)}
 
     def _near_accepted(self, accepted: CosineIndex, vector: np.ndarray, verdict: Verdict) -> bool:
         sims, near = accepted.search(vector[None, :], 1)
         if sims.shape[1] and sims[0, 0] > self.dup_threshold:
-            verdict.reject("near_duplicate", f"cosine {sims[0, 0]:.4f} to accepted child {near[0][0]} > "
+            verdict.reject("near_duplicate", f"centred cosine {sims[0, 0]:.4f} to accepted child {near[0][0]} > "
                                              f"{self.dup_threshold}")
             return True
         return False

@@ -14,7 +14,6 @@ from middo.refine.conservation import check_conservation
 from middo.refine.gate import Candidate, Gate, Reference
 from middo.refine.merge import merge_round
 from middo.refine.metrics import refine_metrics
-from middo.refine.neighbours import CosineIndex
 from middo.refine.operations import Attempt, plan_tasks, run_teacher
 from middo.tables import join_by_id
 from middo.teacher import Teacher
@@ -37,12 +36,10 @@ def build_reference(previous: pl.DataFrame, embedding_ids: list[str], vectors: n
     ids = previous.select("id")
     join_by_id(ids, pl.DataFrame({"id": embedding_ids}, schema={"id": pl.Utf8}), "dataset", "embeddings")
     table = join_by_id(ids, knn.select("id", "knn_sim", "neighbor_ids"), "dataset", "knn table")
-    index = CosineIndex(vectors.shape[1])
-    index.add(list(embedding_ids), vectors)
     sims = table["knn_sim"].cast(pl.Float64).to_numpy()
     mean = float(np.nanmean(sims)) if np.isfinite(sims).any() else math.nan
     k = int(table["neighbor_ids"].list.len().max() or 0)
-    return Reference(set(ids["id"].to_list()), index, mean, k)
+    return Reference(set(ids["id"].to_list()), list(embedding_ids), vectors, mean, k)
 
 
 def apply_gate(attempts: list[Attempt], gate: Gate) -> None:

@@ -100,7 +100,10 @@ def lines_by_round(series: dict[str, dict[int, float | None]], rounds: list[int]
     def point(i: int, v: float) -> tuple[float, float]:
         return PAD + i * step, PAD + plot_h - plot_h * (v - low) / (high - low)
 
-    body = _axes(plot_w, plot_h, f"round {rounds[0]}", f"round {rounds[-1]}", _fmt(high))
+    body = _axes(plot_w, plot_h, "", "", _fmt(high))
+    for i, r in enumerate(rounds):
+        body.append(f'<text x="{PAD + i * step:.1f}" y="{PAD + plot_h + 14}" font-size="10" text-anchor="middle">'
+                    f'r{r}</text>')
     body.append(f'<text x="{PAD - 4}" y="{PAD + plot_h}" font-size="10" text-anchor="end">{_fmt(low)}</text>')
     for index, (name, points) in enumerate(series.items()):
         color = COLORS[index % len(COLORS)]
