@@ -113,9 +113,11 @@ def run_one(directory: str, k: int) -> None:
     started = time.perf_counter()
     metrics = run_cluster(out, out / "knn.parquet", out / "cluster.json", ClusterConfig(k=k))
     seconds = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb, cpu_s = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    print(f"N={metrics['n']}: {cpu_s:.0f} CPU seconds (user+sys) in {seconds:.0f} s wall", file=sys.stderr)
     keys = ("n", "index", "nlist", "nprobe", "recall", "load_seconds", "search_seconds", "knn_sim_mean")
-    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "load_avg": os.getloadavg()[0],
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "cpu_s": cpu_s, "load_avg": os.getloadavg()[0],
                       **{key: metrics.get(key) for key in keys}}))
 
 

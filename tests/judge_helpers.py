@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from middo.data.schema import sample_id
@@ -24,13 +23,21 @@ def make_samples(n: int) -> list[dict]:
     return samples
 
 
-@functools.cache
+_TRAINED: dict[tuple[str, str], Path] = {}
+
+
 def trained_judge(base: Path, answer: str, out_dir: Path) -> Path:
-    """A copy of `base` trained with `train_sft` to reply `answer` to the six rating prompts of one sample."""
+    """A copy of `base` trained with `train_sft` to reply `answer` to the six rating prompts of one sample.
+
+    Trained once per test session: a later call with the same base and answer returns the first model dir.
+    """
+    if (str(base), answer) in _TRAINED:
+        return _TRAINED[str(base), answer]
     rows = [
         {"id": f"r{j}", "messages": [*messages, {"role": "assistant", "content": answer}]}
         for j, messages in enumerate(sample_rating_messages(make_samples(1)[0]["messages"]))
     ]
-    config = TrainConfig(epochs=14, lr=1e-2, warmup_ratio=0.0, token_budget=8192)
+    config = TrainConfig(epochs=30, lr=5e-3, warmup_ratio=0.0, token_budget=8192)
     train_sft(base, rows, config, ModelConfig(base=str(base), device="cpu"), out_dir, progress=False)
+    _TRAINED[str(base), answer] = out_dir
     return out_dir

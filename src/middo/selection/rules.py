@@ -78,12 +78,14 @@ def sigma_flag(flag: str, m: float, columns: dict[str, np.ndarray], stats: dict[
     return FlagResult(mask, reasons, thresholds)
 
 
-def budget_flag(flag: str, fraction: float, columns: dict[str, np.ndarray], stats: dict[str, Stat], ids) -> FlagResult:
+def budget_flag(flag: str, fraction: float, columns: dict[str, np.ndarray], stats: dict[str, Stat],
+                ids: pl.Series) -> FlagResult:
     """Flag round(fraction · n_finite) samples with the worst scores (ties broken by id)."""
     score = badness(flag, columns, stats)
     valid = np.flatnonzero(np.isfinite(score))
     count = math.floor(fraction * valid.size + 0.5)
-    order = valid[np.lexsort((np.asarray(ids, dtype=object)[valid].astype(str), -score[valid]))][:count]
+    ranked = pl.DataFrame({"row": valid, "badness": score[valid], "id": ids.gather(valid)})
+    order = ranked.sort(["badness", "id"], descending=[True, False]).head(count)["row"].to_numpy()
     mask = np.zeros(score.size, dtype=bool)
     mask[order] = True
     cutoff = float(score[order[-1]]) if order.size else math.nan
@@ -137,7 +139,7 @@ def select_flags(joined: pl.DataFrame, config: SelectConfig) -> Selection:
     names = [name for group in COLUMNS.values() for name in group]
     columns = {name: joined[name].cast(pl.Float64).fill_null(math.nan).to_numpy() for name in names}
     stats = {name: column_stat(values) for name, values in columns.items()}
-    ids = joined["id"].to_list()
+    ids = joined["id"]
     results, sigma = {}, {}
     for flag, signal in SIGNALS.items():
         rule = sigma_flag(flag, config.multiplier(signal), columns, stats)

@@ -1,7 +1,7 @@
 """The six rating prompts: one shared block holding the sample, then a short question per aspect.
 
-The sample comes first and the question last, so the six prompts of a sample share a long common prefix that a
-local judge computes once (see `middo.signals.judge_encode`).
+The sample and the answer format come first and the short question last, so the six prompts of a sample share a
+long common prefix that a local judge computes once (see `middo.signals.judge_encode`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ ASPECTS = (
 )
 
 QUESTIONS = {
-    "prompt_factuality": "Rate the PROMPT for factuality: are the facts, premises and assumptions it states true?",
-    "prompt_clarity": "Rate the PROMPT for clarity: is it unambiguous, well written and easy to understand?",
-    "prompt_completeness": "Rate the PROMPT for completeness: does it give everything needed to answer it well?",
-    "response_factuality": "Rate the RESPONSE for factuality: is every statement in it correct?",
-    "response_clarity": "Rate the RESPONSE for clarity: is it well organised and easy to follow?",
-    "response_completeness": "Rate the RESPONSE for completeness: does it fully answer every part of the prompt?",
+    "prompt_factuality": "PROMPT factuality: are the facts and premises it states true?",
+    "prompt_clarity": "PROMPT clarity: is it unambiguous and easy to understand?",
+    "prompt_completeness": "PROMPT completeness: does it give everything needed to answer it well?",
+    "response_factuality": "RESPONSE factuality: is every statement in it correct?",
+    "response_clarity": "RESPONSE clarity: is it well organised and easy to follow?",
+    "response_completeness": "RESPONSE completeness: does it fully answer every part of the prompt?",
 }
 
 HEADER = "You are grading one example from an instruction-tuning dataset.\n\n"
-ANSWER_FORMAT = "Reply with one whole number from 0 (worst) to 10 (best) and nothing else."
+ANSWER_FORMAT = (
+    "Rate the aspect named below with one whole number from 0 (worst) to 10 (best). Reply with the number only."
+)
 
 
 def prompt_text(messages: list[dict]) -> str:
@@ -40,13 +42,12 @@ def prompt_text(messages: list[dict]) -> str:
 
 def sample_block(prompt: str, response: str) -> str:
     """The part every rating prompt of a sample shares."""
-    return f"{HEADER}[PROMPT]\n{prompt}\n[/PROMPT]\n\n[RESPONSE]\n{response}\n[/RESPONSE]\n\n"
+    return f"{HEADER}[PROMPT]\n{prompt}\n[/PROMPT]\n\n[RESPONSE]\n{response}\n[/RESPONSE]\n\n{ANSWER_FORMAT}\n\n"
 
 
 def rating_messages(prompt: str, response: str, aspect: str) -> list[dict]:
     """The chat messages asking for one 0-10 rating of one aspect of a sample."""
-    content = sample_block(prompt, response) + QUESTIONS[aspect] + "\n" + ANSWER_FORMAT
-    return [{"role": "user", "content": content}]
+    return [{"role": "user", "content": sample_block(prompt, response) + QUESTIONS[aspect]}]
 
 
 def sample_rating_messages(messages: list[dict]) -> list[list[dict]]:
