@@ -97,6 +97,7 @@ def compare(model, tokenizer, samples, budget: int, max_length: int, label: str)
     started = time.perf_counter()
     fused = score_forward(model, tokenizer, samples, budget, max_length=max_length, progress=False)
     fused_s = time.perf_counter() - started
+    print(f"[{label}] fused pass done in {fused_s:.1f}s; running the naive procedure", file=sys.stderr)
     started = time.perf_counter()
     naive_loss, naive_vectors, tokens = naive_forward(model, tokenizer, samples, max_length)
     naive_s = time.perf_counter() - started

@@ -123,6 +123,11 @@ def test_summary_and_cli_print_defects_found_and_eval(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--project", str(tmp_path), "--no-repro"])
     assert result.exit_code == 0, result.output
     assert "complexity" in result.output and "final model (eval@2) 0.500" in result.output
+    for r in (1, 2):  # a run stopped after refine-1: the findings still print, the eval line does not
+        (tmp_path / "data" / f"r{r}" / "eval.json").unlink()
+    partial = demo_summary(tmp_path)
+    assert list(partial["rounds"]) == [1] and math.isnan(partial["eval_final"])
+    assert "eval@" not in format_summary(partial) and "diversity" in format_summary(partial)
 
 
 def test_cli_generate_writes_the_suite_and_missing_run_is_a_clear_error(tmp_path):

@@ -14,7 +14,7 @@ from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
 from middo.signals.judge import judge_samples
 from middo.signals.judge_encode import encode_ratings
-from middo.signals.judge_local import rate_local
+from middo.signals.judge_local import rate_local, shared_prefix
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
 from middo.signals.judge_prompts import ASPECTS
 
@@ -50,6 +50,8 @@ def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir):
                 logits = model(input_ids=torch.tensor([ids])).logits[0]
             n = len(ids) - 1
             reference[i, j] = float(expected_scores(logits[n - 1 : n], logits[n : n + 1], tokens)[0][0])
+    encoded = [encode_ratings(tokenizer, s["id"], s["messages"], 1000) for s in samples]
+    assert shared_prefix(model, encoded).length > 20  # the instructions are computed once for all samples
     for budget, share in ((300, True), (100_000, True), (100_000, False)):  # different batch compositions
         result = rate_local(model, tokenizer, samples, budget, generate=False, share_prefix=share, progress=False)
         assert result.ids == [s["id"] for s in samples]

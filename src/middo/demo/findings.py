@@ -117,7 +117,12 @@ def eval_accuracy(project: str | Path, r: int) -> float:
     return math.nan if value is None else float(value)
 
 
+def rounds_with(project: str | Path, name: str) -> list[int]:
+    """Rounds r whose `data/r<r>/<name>` exists, in order."""
+    found = [p.parent.name[1:] for p in Path(project).glob(f"data/r*/{name}")]
+    return sorted(int(r) for r in found if r.isdigit())
+
+
 def rounds_run(project: str | Path) -> list[int]:
     """Rounds with an eval.json, in order (the last is the final model's)."""
-    found = [int(p.parent.name[1:]) for p in Path(project).glob("data/r*/eval.json") if p.parent.name[1:].isdigit()]
-    return sorted(found)
+    return rounds_with(project, "eval.json")

@@ -13,6 +13,7 @@ from middo.demo.findings import (
     planted_by_flag,
     round_table,
     rounds_run,
+    rounds_with,
     signal_findings,
 )
 
@@ -21,12 +22,13 @@ def demo_summary(project: str | Path) -> dict:
     """Findings per refinement round, eval accuracy per round, and teacher usage from `refine.json` files."""
     project = Path(project)
     evals = rounds_run(project)
-    refine_rounds = [r for r in evals if (project / "data" / f"r{r}" / "flags.parquet").exists()]
+    refine_rounds = rounds_with(project, "flags.parquet")
     summary: dict = {"rounds": {}, "eval": {r: eval_accuracy(project, r) for r in evals}}
     for r in refine_rounds:
         table = round_table(project, r)
         summary["rounds"][r] = {"signals": signal_findings(table), "planted_by_flag": planted_by_flag(table)}
     summary["teacher"] = {r: teacher_usage(project, r) for r in refine_rounds}
+    summary["eval_first"] = summary["eval_final"] = math.nan
     if evals:
         summary["eval_first"], summary["eval_final"] = summary["eval"][evals[0]], summary["eval"][evals[-1]]
     return summary

@@ -16,6 +16,7 @@ from middo.refine.gate import Embedder, Gate, Scorer
 from middo.refine.merge import attempts_table
 from middo.refine.round import RefineResult, build_reference, refine_round
 from middo.refine.scorers import ModelScorer, judge_rater
+from middo.signals.config import JudgeConfig
 from middo.signals.embeddings import load_embeddings
 from middo.tables import write_table
 from middo.teacher import TeacherConfig, make_teacher
@@ -40,7 +41,7 @@ class GateScorers:
     embed: Embedder
 
 
-def model_scorers(model: str | Path, model_cfg: ModelConfig, refine_cfg: RefineConfig, judge_cfg,
+def model_scorers(model: str | Path, model_cfg: ModelConfig, refine_cfg: RefineConfig, judge_cfg: JudgeConfig,
                   teacher_cfg: TeacherConfig) -> GateScorers:
     """Loss and embeddings under Mr from one forward pass (loaded on first use), ratings from the round's judge."""
     scorer = ModelScorer.from_path(model, refine_cfg.token_budget, model_cfg)
@@ -55,7 +56,8 @@ def model_scorers(model: str | Path, model_cfg: ModelConfig, refine_cfg: RefineC
 
 def run_refine(data: str | Path, flags: str | Path, knn: str | Path, embeddings: str | Path, model: str | Path,
                round_number: int, output: str | Path, metrics: str | Path, model_cfg: ModelConfig,
-               refine_cfg: RefineConfig, teacher_cfg: TeacherConfig, judge_cfg, log_path: str | Path | None = None,
+               refine_cfg: RefineConfig, teacher_cfg: TeacherConfig, judge_cfg: JudgeConfig,
+               log_path: str | Path | None = None,
                scorers: GateScorers | None = None) -> RefineResult:
     """Write D(r) to `output`, refine.json to `metrics` and, if `log_path`, one row per attempt.
 

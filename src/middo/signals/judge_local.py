@@ -1,13 +1,16 @@
-"""A local model as judge: the shared prefix once per sample, then its six rating questions from the cached prefix.
+"""A local model as judge: shared prefixes computed once, then the six rating questions from the cached prefix.
 
-Per batch: one forward pass over the right-padded prefixes fills a KV cache, which is repeated six times (one
-row per question); one pass over the six suffixes of every sample then gives the reply distribution (`logits`
-mode) or starts a greedy reply continued from the same cache (`generate` mode). Padding holes are masked and
-position ids are explicit, so each row sees exactly its own unpadded prompt.
+The tokens every prompt starts with (the chat template and the instructions) are run once per call and their KV
+cache is copied into each batch. Per batch: one forward pass over the right-padded rest of each sample's prefix
+extends that cache, which is then repeated six times (one row per question); one pass over the six suffixes of
+every sample gives the reply distribution (`logits` mode) or starts a greedy reply continued from the same cache
+(`generate` mode). Padding holes are masked and position ids are explicit, so each row sees exactly its own
+unpadded prompt.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,12 +40,41 @@ class LocalRatings:
     truncated: int  # samples whose texts were cut to fit the context
 
 
-def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device):
+@dataclass
+class Shared:
+    """The prefix common to every prompt of a call and its KV cache (None when it is empty)."""
+
+    length: int
+    cache: object | None
+
+
+@torch.inference_mode()
+def shared_prefix(model: PreTrainedModel, encoded: list[RatingInput]) -> Shared:
+    """Run the longest token prefix common to all samples once (each sample keeps at least one own token)."""
+    first = encoded[0].prefix
+    length = min(len(row.prefix) for row in encoded) - 1
+    for row in encoded[1:]:
+        length = next((i for i in range(length) if row.prefix[i] != first[i]), length)
+    if length < 1:
+        return Shared(0, None)
+    body, _ = body_and_head(model)
+    ids = torch.tensor([first[:length]], device=next(model.parameters()).device)
+    return Shared(length, body(input_ids=ids, use_cache=True).past_key_values)
+
+
+def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device, shared: Shared):
     """KV cache of the prefixes, repeated once per question; the repeated prefix mask and lengths."""
-    ids = pad_right([row.prefix for row in batch], pad_id).to(device)
-    mask = pad_right([[1] * len(row.prefix) for row in batch], 0).to(device)
-    positions = torch.arange(ids.shape[1], device=device).expand_as(ids)
-    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+    own = [row.prefix[shared.length :] for row in batch]
+    ids = pad_right(own, pad_id).to(device)
+    mask = pad_right([[1] * len(row) for row in own], 0).to(device)
+    positions = shared.length + torch.arange(ids.shape[1], device=device).expand_as(ids)
+    cache = None
+    if shared.cache is not None:
+        cache = copy.deepcopy(shared.cache)
+        cache.batch_repeat_interleave(len(batch))
+        mask = torch.cat([torch.ones(len(batch), shared.length, dtype=mask.dtype, device=device), mask], dim=1)
+    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                 use_cache=True).past_key_values
     cache.batch_repeat_interleave(N)
     lengths = torch.tensor([len(row.prefix) for row in batch], device=device).repeat_interleave(N)
     return cache, mask.repeat_interleave(N, dim=0), lengths
@@ -58,11 +90,12 @@ def _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows: list[list[int]]
 
 
 @torch.inference_mode()
-def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, tokens: ScoreTokens):
+def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, tokens: ScoreTokens,
+                      shared: Shared):
     """(expected scores [B, 6], score mass [B, 6]) for a batch of samples."""
     body, head = body_and_head(model)
     device = next(model.parameters()).device
-    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device)
+    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device, shared)
     extra = [tokens.digits[1]] if tokens.two_step else []  # logits after a `1` come from the same pass
     rows = [suffix + extra for row in batch for suffix in row.suffixes]
     hidden, _ = _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows, pad_id, device)
@@ -76,11 +109,11 @@ def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: 
 
 @torch.inference_mode()
 def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, stop_ids: set[int],
-                        max_new_tokens: int) -> list[list[list[int]]]:
+                        max_new_tokens: int, shared: Shared) -> list[list[list[int]]]:
     """Greedy reply token ids [B][6] (without the stop token), decoded from the shared cache."""
     body, head = body_and_head(model)
     device = next(model.parameters()).device
-    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device)
+    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device, shared)
     rows = [suffix for row in batch for suffix in row.suffixes]
     hidden, mask = _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows, pad_id, device)
     lengths = torch.tensor([len(row) for row in rows], device=device)
@@ -122,7 +155,8 @@ def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sampl
     limit = context_length(model, max_length) - room
     encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, share_prefix) for s in samples]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    costs = [row.cost() + (N * room) for row in encoded]
+    shared = shared_prefix(model, encoded) if encoded else Shared(0, None)
+    costs = [row.cost() - shared.length + (N * room) for row in encoded]
     scores = mass = replies = None
     if generate:
         replies = [[""] * N for _ in encoded]
@@ -134,10 +168,10 @@ def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sampl
         for batch in budget_batches(costs, token_budget):
             rows = [encoded[i] for i in batch]
             if generate:
-                for index, reply_ids in zip(batch, rate_batch_generate(model, rows, pad_id, stop_ids, max_new_tokens),
-                                            strict=True):
+                generated = rate_batch_generate(model, rows, pad_id, stop_ids, max_new_tokens, shared)
+                for index, reply_ids in zip(batch, generated, strict=True):
                     replies[index] = [tokenizer.decode(ids, skip_special_tokens=False) for ids in reply_ids]
             else:
-                scores[batch], mass[batch] = rate_batch_logits(model, rows, pad_id, tokens)
+                scores[batch], mass[batch] = rate_batch_logits(model, rows, pad_id, tokens, shared)
             bar.update(sum(costs[i] for i in batch))
     return LocalRatings([row.id for row in encoded], scores, mass, replies, sum(row.truncated for row in encoded))

@@ -1,7 +1,8 @@
-"""The six rating prompts: one shared block holding the sample, then a short question per aspect.
+"""The six rating prompts: fixed instructions, then the sample, then a short question per aspect.
 
-The sample and the answer format come first and the short question last, so the six prompts of a sample share a
-long common prefix that a local judge computes once (see `middo.signals.judge_encode`).
+The instructions are the same for every sample and the question comes last, so all prompts share the instructions
+and the six prompts of a sample also share the sample block: a local judge computes each part once
+(see `middo.signals.judge_local`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ QUESTIONS = {
 
 HEADER = "You are grading one example from an instruction-tuning dataset.\n\n"
 ANSWER_FORMAT = (
-    "Rate the aspect named below with one whole number from 0 (worst) to 10 (best). Reply with the number only."
+    "Rate the aspect named after the example with one whole number from 0 (worst) to 10 (best). "
+    "Reply with the number only."
 )
 
 
@@ -41,8 +43,8 @@ def prompt_text(messages: list[dict]) -> str:
 
 
 def sample_block(prompt: str, response: str) -> str:
-    """The part every rating prompt of a sample shares."""
-    return f"{HEADER}[PROMPT]\n{prompt}\n[/PROMPT]\n\n[RESPONSE]\n{response}\n[/RESPONSE]\n\n{ANSWER_FORMAT}\n\n"
+    """The part every rating prompt of a sample shares: the instructions, then the sample."""
+    return f"{HEADER}{ANSWER_FORMAT}\n\n[PROMPT]\n{prompt}\n[/PROMPT]\n\n[RESPONSE]\n{response}\n[/RESPONSE]\n\n"
 
 
 def rating_messages(prompt: str, response: str, aspect: str) -> list[dict]:
