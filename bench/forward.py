@@ -72,7 +72,9 @@ def varied_samples(n: int, seed: int = 0) -> list[dict]:
 
 @torch.inference_mode()
 def naive_forward(model, tokenizer, samples, max_length: int, batch_size: int = 8):
-    """The reference procedure: file-order batches with full logits, then one-at-a-time prompt embeddings."""
+    """The reference procedure: file-order batches with full logits (and labels, so the model also computes its own
+    loss, as in the reference `complexity_cal_loss.py`), then one-at-a-time prompt embeddings with all hidden states
+    (`diversity_filter.py`)."""
     encoded = [encode_chat(tokenizer, s["id"], s["messages"], max_length) for s in samples]
     pad = tokenizer.pad_token_id
     losses, vectors = [], []
@@ -82,7 +84,8 @@ def naive_forward(model, tokenizer, samples, max_length: int, batch_size: int = 
         ids = torch.tensor([r.input_ids + [pad] * (width - len(r)) for r in rows])
         attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
         mask = torch.tensor([r.assistant_mask + [False] * (width - len(r)) for r in rows])[:, 1:]
-        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+        labels = ids.masked_fill(~torch.cat([mask[:, :1], mask], dim=1), -100)  # as the reference collator does
+        logits = model(input_ids=ids, attention_mask=attention, labels=labels).logits[:, :-1].float()
         nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
         losses += ((nll * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
     for row in encoded:
