@@ -1,4 +1,4 @@
-"""Cluster stage: faiss kNN of the prompt embeddings (`knn_sim`, neighbour ids and sims) and k-means ids.
+"""Cluster stage: faiss kNN of the prompt embeddings centred on their mean (`knn_sim`, neighbours), k-means ids.
 
     python -m stages.cluster --embeddings data/r<r>/embeddings --output data/r<r>/knn.parquet \
         --metrics data/r<r>/cluster.json

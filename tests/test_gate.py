@@ -143,5 +143,10 @@ def test_near_duplicates_are_judged_after_removing_the_common_direction():
     gate = Gate(reference, 0.995, fakes.loss, fakes.rate, fakes.embed)
     apart, close = review(gate, candidate("synthesize", "Apart."), candidate("synthesize", "Close."))
     assert apart.accepted and apart.scores["max_cos"] == pytest.approx(0.9939, abs=1e-4)
-    assert apart.scores["knn_sim"] > 0.995  # raw cosines, as the cluster stage computes knn_sim
+    # centred cosines to the 2 nearest (+e1, +e2), as the cluster stage computes knn_sim with cluster.center on
+    assert apart.scores["knn_sim"] == pytest.approx((0.9 + 0.1) / np.hypot(0.9, 0.1) / 2, abs=1e-4)
     assert close.check == "near_duplicate" and close.scores["max_cos"] > 0.9999
+    raw = Reference(set(ids), ids, vectors, mean_knn_sim=1.0, k=2, centered=False)
+    (apart_raw,) = review(Gate(raw, 0.995, fakes.loss, fakes.rate, fakes.embed), candidate("synthesize", "Apart."))
+    assert apart_raw.scores["knn_sim"] > 0.995  # raw cosines, as knn_sim with cluster.center off
+    assert apart_raw.scores["max_cos"] == pytest.approx(0.9939, abs=1e-4)  # near-duplicates are always centred

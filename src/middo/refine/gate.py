@@ -5,8 +5,8 @@ response as the parent, up to case and spacing), `duplicate` (its id is already 
 children), `near_duplicate` (cosine above `dup_threshold` between prompt embeddings centred on D(r-1)'s mean
 embedding, to a sample of D(r-1) or to an accepted child), `signal` (judged by the signal that flagged the parent:
 lower loss under Mr for simplify, higher rating for improve, knn_sim below the dataset's mean for synthesize, with
-knn_sim as the cluster stage computes it: mean raw cosine to the k nearest). With the gate off only `duplicate`
-applies: ids must stay unique.
+knn_sim as the cluster stage computes it: mean cosine to the k nearest, centred when `cluster.center` is on).
+With the gate off only `duplicate` applies: ids must stay unique.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from middo.data.schema import sample_id
-from middo.refine.neighbours import CosineIndex, mean_vector
+from middo.refine.neighbours import CosineIndex
+from middo.signals.knn_index import embedding_mean
 
 CHECKS = ("empty", "copy", "duplicate", "near_duplicate", "signal")
 Scorer = Callable[[list[dict]], dict[str, float]]
@@ -60,21 +61,23 @@ class Verdict:
 @dataclass
 class Reference:
     """D(r-1) as the gate sees it: its ids, its prompt embeddings (rows named by `embedding_ids`), its mean
-    knn_sim (from the cluster stage, raw cosines) and k. One faiss index is held at a time."""
+    knn_sim (from the cluster stage) and k, and whether the cluster stage centred its vectors (`cluster.center`:
+    the density check then uses the same centred cosines). One faiss index is held at a time."""
 
     ids: set[str]
     embedding_ids: list[str]
     vectors: np.ndarray
     mean_knn_sim: float
     k: int
+    centered: bool = True
     center: np.ndarray = field(init=False)
     _index: tuple[bool, CosineIndex] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.center = mean_vector(self.vectors)
+        self.center = embedding_mean(self.vectors)
 
     def search(self, queries: np.ndarray, k: int, centered: bool) -> tuple[np.ndarray, list[list[str]]]:
-        """Cosines to the k nearest samples of D(r-1): raw (as knn_sim) or centred (for near-duplicates)."""
+        """Cosines to the k nearest samples of D(r-1): raw or centred on D(r-1)'s mean embedding."""
         if self._index is None or self._index[0] != centered:
             self._index = None  # free the other index before building this one
             index = CosineIndex(self.vectors.shape[1], self.center if centered else None)
@@ -137,7 +140,7 @@ class Gate:
         vectors = np.asarray(self.embed_fn([_sample(candidates[i]) for i in live]), dtype=np.float32)
         synth = [row for row, i in enumerate(live) if candidates[i].op == "synthesize"]
         if synth and self.reference.k:
-            sims, _ = self.reference.search(vectors[synth], self.reference.k, centered=False)
+            sims, _ = self.reference.search(vectors[synth], self.reference.k, centered=self.reference.centered)
             for row, sim in zip(synth, sims, strict=True):
                 verdicts[live[row]].scores["knn_sim"] = float(sim.mean()) if sim.size else math.nan
         sims, near = self.reference.search(vectors, 1, centered=True)

@@ -25,30 +25,37 @@ class ScoreConfig:
 class ClusterConfig:
     """Section `cluster`: k nearest neighbours by cosine (faiss, self excluded) and k-means cluster ids.
 
-    Exact inner-product search up to `exact_max` rows; beyond it an IVF index (`nlist` lists, `nprobe` probed per
-    query) whose recall@k is measured against exact search on `recall_queries` random rows.
+    Exact inner-product search up to `exact_max` rows; beyond it a faiss IndexHNSWFlat graph (`hnsw_m` links per
+    node, `ef_search` candidates per query) whose recall@k is measured against exact search on `recall_queries`
+    random rows.
     """
 
     k: int = 10
     """Neighbours per sample; `knn_sim` is the mean cosine to them. Clipped to N-1 (with a warning) on tiny sets."""
+    center: bool = True
+    """Subtract the dataset's mean embedding before L2-normalising (cosine of centred vectors): mean-pooled hidden
+    states share one dominant direction that makes every raw cosine close to 1. The refine gate uses the same."""
     exact_max: int = 100_000
-    """Largest N searched exactly (O(N^2 d) work, about a minute at 100k x 384 on 2 cores); above it, IVF."""
-    nlist: int = 0
-    """IVF lists; 0 picks about sqrt(N) (a power of two). Each row is compared with ~nprobe*N/nlist rows."""
-    nprobe: int = 8
-    """IVF lists scanned per query: higher gives better recall, proportionally slower search."""
+    """Largest N searched exactly (O(N^2 d) work, about a minute at 100k x 384 on 2 cores); above it, HNSW."""
+    hnsw_m: int = 16
+    """HNSW links per node: more gives better recall, a slower build and 8*hnsw_m more bytes per row."""
+    ef_construction: int = 40
+    """HNSW candidates kept while linking a new row: more gives a better graph and a slower build."""
+    ef_search: int = 32
+    """HNSW candidates kept per query (at least k+1 are): more gives better recall, proportionally slower search."""
     recall_queries: int = 1000
     """Random rows whose approximate neighbours are checked against exact search (recall@k in the metrics)."""
     n_clusters: int = 0
     """k-means clusters for reports; 0 picks about sqrt(N/2), at most 1024."""
     seed: int = 0
-    """Seed of the recall sample, of the IVF and k-means training samples and of k-means."""
+    """Seed of the recall sample, of the k-means training sample and of k-means."""
 
     def __post_init__(self) -> None:
         check(self.k >= 1, f"cluster.k = {self.k}; use 1 or more neighbours")
         check(self.exact_max >= 0, f"cluster.exact_max = {self.exact_max}; use 0 or more rows")
-        check(self.nlist >= 0, f"cluster.nlist = {self.nlist}; use 0 (automatic) or a positive number of lists")
-        check(self.nprobe >= 1, f"cluster.nprobe = {self.nprobe}; use 1 or more lists per query")
+        check(self.hnsw_m >= 2, f"cluster.hnsw_m = {self.hnsw_m}; use 2 or more links per node (16 is typical)")
+        check(self.ef_construction >= 1, f"cluster.ef_construction = {self.ef_construction}; use 1 or more")
+        check(self.ef_search >= 1, f"cluster.ef_search = {self.ef_search}; use 1 or more candidates per query")
         check(self.recall_queries >= 1, f"cluster.recall_queries = {self.recall_queries}; use 1 or more rows")
         check(self.n_clusters >= 0, f"cluster.n_clusters = {self.n_clusters}; use 0 (automatic) or more clusters")
 

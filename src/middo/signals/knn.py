@@ -1,10 +1,12 @@
 """The cluster stage: `knn_sim` (mean cosine to the k nearest other samples), their ids and sims, k-means ids.
 
-Exact inner-product search on unit vectors up to `cluster.exact_max` usable rows, an IVF index beyond it with its
-recall@k measured on random rows. Each row searches k+1 and drops its own label, so a sample never counts itself
-while its exact duplicates do count (at cosine 1). Zero vectors have no direction: they get `knn_sim` NaN, no
-neighbours and cluster -1, are never anyone's neighbour, and are counted in the metrics. NaN/inf vectors are an
-error naming the ids. With fewer than k+1 usable rows, k is clipped to N-1 and a warning is recorded in the metrics.
+Vectors are centred on the dataset's mean embedding (`cluster.center`) and L2-normalised; cosine is their inner
+product. Exact search (faiss IndexFlatIP) up to `cluster.exact_max` usable rows, an inner-product IndexHNSWFlat
+beyond it with its recall@k measured on random rows against exact search. Each row searches k+1 and drops its own
+label, so a sample never counts itself while its exact duplicates do count (at cosine 1). Zero vectors (and, when
+centring, vectors equal to the mean) have no direction: they get `knn_sim` NaN, no neighbours and cluster -1, are
+never anyone's neighbour, and are counted in the metrics. NaN/inf vectors are an error naming the ids. With fewer
+than k+1 usable rows, k is clipped to N-1 and a warning is recorded in the metrics.
 """
 
 from __future__ import annotations
@@ -16,24 +18,26 @@ from pathlib import Path
 import faiss
 import numpy as np
 import polars as pl
+from tqdm import tqdm
 
 from middo.errors import InputError
 from middo.log import get_logger, write_metrics
 from middo.signals.config import ClusterConfig
 from middo.signals.embeddings import load_embeddings
 from middo.signals.knn_index import (
-    CHUNK,
-    auto_nlist,
+    build_index,
     drop_self,
-    exact_self_knn,
-    ivf_self_knn,
+    embedding_mean,
     neighbour_sims,
+    prepare_unit_vectors,
+    random_rows,
     row_norms,
-    unit_matrix,
+    search,
+    stored_blocks,
 )
 from middo.tables import write_table
 
-__all__ = ["KNN_SCHEMA", "knn_table", "neighbour_sims", "run_cluster"]
+__all__ = ["KNN_SCHEMA", "embedding_mean", "knn_table", "neighbour_sims", "prepare_unit_vectors", "run_cluster"]
 
 log = get_logger(__name__)
 
@@ -57,74 +61,104 @@ def knn_table(ids: list[str], vectors: np.ndarray, cfg: ClusterConfig) -> tuple[
     started = time.perf_counter()
     if len(set(ids)) != len(ids):
         raise InputError("embeddings: ids are not unique; re-run the score stage on a deduplicated dataset")
-    positions = np.flatnonzero(row_norms(ids, vectors) > 0)
-    n, warnings = len(positions), []
-    if n < len(ids):
-        warnings.append(f"{len(ids) - n} zero vectors: knn_sim NaN, no neighbours, cluster -1")
+    positions, mean, warnings = usable_rows(ids, vectors, cfg.center)
+    n = len(positions)
     if n < 2:
-        raise InputError(f"embeddings: {n} non-zero vectors; kNN needs at least 2 samples with a usable embedding")
+        hint = "; with so few distinct prompts set cluster.center: false" if cfg.center else ""
+        raise InputError(f"embeddings: {n} usable vectors; kNN needs at least 2 samples with a usable embedding{hint}")
     k = min(cfg.k, n - 1)
     if k < cfg.k:
         warnings.append(f"cluster.k = {cfg.k} but only {n} usable samples: k clipped to {k}")
     for warning in warnings:
         log.warning(warning)
-    unit = unit_matrix(vectors, positions)
+    approximate = n > cfg.exact_max
+    index = build_index(vectors, positions, mean, cfg.hnsw_m if approximate else 0, cfg.ef_construction)
     loaded = time.perf_counter()
-    sims, labels, search_metrics = search_all(unit, k, cfg)
+    kmeans = train_kmeans(vectors, positions, mean, cfg)
+    sims, labels, clusters = search_all(index, k, cfg.ef_search if approximate else 0, kmeans)
     searched = time.perf_counter()
-    metrics = {"n": len(ids), "d": int(vectors.shape[1]), "k": cfg.k, "k_used": k, "zero_vectors": len(ids) - n,
-               "warnings": warnings, **search_metrics}
-    clusters, cluster_metrics = kmeans_ids(unit, cfg)
+    metrics = {"n": len(ids), "d": int(vectors.shape[1]), "k": cfg.k, "k_used": k, "centered": cfg.center,
+               "zero_vectors": len(ids) - n, "warnings": warnings, "index": "hnsw" if approximate else "flat"}
+    if approximate:
+        short = fill_short(index, vectors, positions, mean, sims, labels)
+        metrics.update(hnsw_m=cfg.hnsw_m, ef_search=max(cfg.ef_search, k + 1), exact_fallback_rows=short,
+                       **recall_at_k(index, vectors, positions, mean, sims, cfg))
+    del index
     sims = np.clip(sims.astype(np.float64), -1.0, 1.0)
     table = assemble(ids, positions, positions[labels], sims, clusters)
-    metrics.update(_summary(sims.mean(axis=1)), **cluster_metrics, load_seconds=loaded - started,
+    metrics.update(_summary(sims.mean(axis=1)), **_cluster_sizes(clusters, kmeans.k), load_seconds=loaded - started,
                    search_seconds=searched - loaded, seconds=time.perf_counter() - started)
     log.info("kNN of %d samples (k=%d, %s index) in %.1f s", len(ids), k, metrics["index"], metrics["seconds"])
     return table, metrics
 
 
-def search_all(unit: np.ndarray, k: int, cfg: ClusterConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The k nearest other rows of every unit row (sims, row labels): exact up to `cfg.exact_max` rows, else IVF
-    with rows whose probed lists were too small searched exactly, and the recall@k of the IVF results."""
-    n = len(unit)
-    if n <= cfg.exact_max:
-        sims, labels = drop_self(*exact_self_knn(unit, k + 1), np.arange(n))
-        return sims, labels, {"index": "flat"}
-    nlist = auto_nlist(n, cfg.nlist)
-    sims, labels = drop_self(*ivf_self_knn(unit, k + 1, nlist, cfg.nprobe, cfg.seed), np.arange(n))
+def usable_rows(ids: list[str], vectors: np.ndarray, center: bool) -> tuple[np.ndarray, np.ndarray | None, list]:
+    """Rows with a direction (non-zero; when centring, also not equal to the mean), the mean (None when not
+    centring) and warnings counting the others."""
+    nonzero = row_norms(ids, vectors) > 0
+    mean = embedding_mean(vectors) if center else None
+    usable = nonzero & (row_norms(ids, vectors, mean) > 0) if center else nonzero
+    warnings = []
+    if not nonzero.all():
+        warnings.append(f"{int((~nonzero).sum())} zero vectors: knn_sim NaN, no neighbours, cluster -1")
+    if (nonzero & ~usable).any():
+        warnings.append(f"{int((nonzero & ~usable).sum())} vectors equal the dataset mean (no direction after "
+                        "centring): knn_sim NaN, no neighbours, cluster -1")
+    return np.flatnonzero(usable), mean, warnings
+
+
+def search_all(index: faiss.Index, k: int, ef_search: int,
+               kmeans: faiss.Kmeans) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k nearest other rows of every index row (sims, index rows; -1 where the HNSW walk found too few) and
+    its nearest k-means centroid, searched block by block over the index's stored rows (exact when `ef_search` is
+    0)."""
+    n = index.ntotal
+    sims, labels = np.empty((n, k), dtype=np.float32), np.empty((n, k), dtype=np.int64)
+    clusters = np.empty(n, dtype=np.int64)
+    with tqdm(total=n, desc="kNN search", unit="row", leave=False) as progress:
+        for rows, block in stored_blocks(index):
+            sims[rows], labels[rows] = drop_self(*search(index, block, k + 1, ef_search), rows)
+            clusters[rows] = kmeans.index.search(block, 1)[1][:, 0]
+            progress.update(len(rows))
+    return sims, labels, clusters
+
+
+def fill_short(index: faiss.Index, vectors: np.ndarray, positions: np.ndarray, mean: np.ndarray | None,
+               sims: np.ndarray, labels: np.ndarray) -> int:
+    """Search exactly the rows for which the HNSW walk returned fewer than k+1 rows; how many there were."""
     short = np.flatnonzero((labels < 0).any(axis=1))
     if len(short):
-        exact_sims, exact_labels = faiss.knn(unit[short], unit, k + 1, faiss.METRIC_INNER_PRODUCT)
-        sims[short], labels[short] = drop_self(exact_sims, exact_labels, short)
-    metrics = {"index": "ivf", "nlist": nlist, "nprobe": min(cfg.nprobe, nlist), "exact_fallback_rows": len(short)}
-    return sims, labels, {**metrics, **recall_at_k(unit, sims, cfg)}
+        queries = prepare_unit_vectors(vectors, mean, positions[short])
+        sims[short], labels[short] = drop_self(*search(index, queries, labels.shape[1] + 1), short)
+    return len(short)
 
 
-def recall_at_k(unit: np.ndarray, sims: np.ndarray, cfg: ClusterConfig) -> dict:
-    """Recall@k of the approximate neighbours of random rows against exact search of the same rows (tie-aware)."""
-    rng = np.random.default_rng(cfg.seed)
-    sample = np.sort(rng.choice(len(unit), size=min(cfg.recall_queries, len(unit)), replace=False))
-    k = sims.shape[1]
-    exact_sims, exact_labels = faiss.knn(unit[sample], unit, k + 1, faiss.METRIC_INNER_PRODUCT)
-    exact_sims, _ = drop_self(exact_sims, exact_labels, sample)
+def recall_at_k(index: faiss.Index, vectors: np.ndarray, positions: np.ndarray, mean: np.ndarray | None,
+                sims: np.ndarray, cfg: ClusterConfig) -> dict:
+    """Recall@k of the approximate neighbours of random rows against exact search of the same rows, tie-aware."""
+    sample = random_rows(len(positions), cfg.recall_queries, cfg.seed)
+    queries = prepare_unit_vectors(vectors, mean, positions[sample])
+    exact_sims, _ = drop_self(*search(index, queries, sims.shape[1] + 1), sample)
     found = sims[sample] >= exact_sims[:, -1:] - TIE_TOLERANCE
     return {"recall": float(found.mean()), "recall_queries": len(sample)}
 
 
-def kmeans_ids(unit: np.ndarray, cfg: ClusterConfig) -> tuple[np.ndarray, dict]:
-    """Spherical k-means (faiss) trained on a sample of the unit rows; the nearest centroid of every row."""
-    n = len(unit)
+def train_kmeans(vectors: np.ndarray, positions: np.ndarray, mean: np.ndarray | None,
+                 cfg: ClusterConfig) -> faiss.Kmeans:
+    """Spherical k-means (faiss) trained on a random sample of the unit rows (same geometry as the kNN)."""
+    n = len(positions)
     n_clusters = min(n, cfg.n_clusters or min(1024, max(1, round(math.sqrt(n / 2)))))
-    rng = np.random.default_rng(cfg.seed)
-    sample = np.sort(rng.choice(n, size=min(n, 64 * n_clusters), replace=False))
-    kmeans = faiss.Kmeans(unit.shape[1], n_clusters, niter=20, seed=cfg.seed, spherical=True,
+    sample = random_rows(n, 64 * n_clusters, cfg.seed)
+    kmeans = faiss.Kmeans(vectors.shape[1], n_clusters, niter=20, seed=cfg.seed, spherical=True,
                           max_points_per_centroid=64, min_points_per_centroid=1)
-    kmeans.train(unit[sample])
-    clusters = np.concatenate([kmeans.index.search(unit[start:start + CHUNK], 1)[1][:, 0]
-                               for start in range(0, n, CHUNK)])
+    kmeans.train(prepare_unit_vectors(vectors, mean, positions[sample]))
+    return kmeans
+
+
+def _cluster_sizes(clusters: np.ndarray, n_clusters: int) -> dict:
     sizes = np.bincount(clusters, minlength=n_clusters)
-    return clusters, {"n_clusters": n_clusters, "cluster_size_min": int(sizes.min()),
-                      "cluster_size_median": float(np.median(sizes)), "cluster_size_max": int(sizes.max())}
+    return {"n_clusters": n_clusters, "cluster_size_min": int(sizes.min()),
+            "cluster_size_median": float(np.median(sizes)), "cluster_size_max": int(sizes.max())}
 
 
 def assemble(ids: list[str], positions: np.ndarray, neighbour_rows: np.ndarray, sims: np.ndarray,
