@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,9 @@ def _repro(project: Path) -> None:
 
         typer.echo(f"no dvc.yaml: writing {unroll(project / 'params.yaml', None, project / 'dvc.yaml')}")
     typer.echo("running `dvc repro` (the teacher is SIMULATED when params.yaml has teacher.backend: sim)")
-    result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, check=False)
+    # dvc.yaml runs `python -m stages.<name>`: put this interpreter first so an unactivated venv still works.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, check=False)
     if result.returncode != 0:
         typer.echo(f"error: `dvc repro` failed with exit code {result.returncode}; see its output above", err=True)
         raise typer.Exit(result.returncode)
