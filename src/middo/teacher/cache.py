@@ -130,3 +130,24 @@ def complete_cached(
             usage.add_cache_hits(int(repeat and shared.ok))
             replies[index] = dataclasses.replace(shared, cached=True) if repeat and shared.ok else shared
     return [reply for reply in replies if reply is not None]
+
+
+class CachedTeacher:
+    """Plumbing shared by teachers that answer through a `ReplyCache` and count a `Usage`."""
+
+    cache: ReplyCache
+    _usage: Any
+
+    def usage(self) -> dict[str, Any]:
+        """Requests sent, attempts, cache hits, failures by kind, prompt/completion tokens per op."""
+        return self._usage.as_dict()
+
+    def close(self) -> None:
+        """Close the cache file."""
+        self.cache.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from middo.errors import ConfigError
 from middo.log import get_logger
-from middo.teacher.cache import ReplyCache, cache_key, complete_cached
+from middo.teacher.cache import CachedTeacher, ReplyCache, cache_key, complete_cached
 from middo.teacher.config import TeacherConfig
 from middo.teacher.pool import ClientPool, run_coroutine
 from middo.teacher.retry import backoff_s, classify
@@ -47,7 +47,7 @@ def resolve_api_key(cfg: TeacherConfig) -> str:
     )
 
 
-class OpenAITeacher:
+class OpenAITeacher(CachedTeacher):
     """`Teacher` over an OpenAI-compatible endpoint; failures come back as error replies, never exceptions."""
 
     def __init__(self, cfg: TeacherConfig, cache: ReplyCache | None = None, seed: int | None = None) -> None:
@@ -59,20 +59,6 @@ class OpenAITeacher:
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAITeacher(base_url={self.cfg.base_url!r}, model={self.cfg.model!r})"
-
-    def usage(self) -> dict[str, Any]:
-        """Requests sent, attempts, cache hits, failures by kind, prompt/completion tokens per op."""
-        return self._usage.as_dict()
-
-    def close(self) -> None:
-        """Close the cache file."""
-        self.cache.close()
-
-    def __enter__(self) -> OpenAITeacher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order: cached ones at once, the rest from the endpoint (each cached as it arrives)."""

@@ -10,14 +10,14 @@ from tqdm import tqdm
 
 from middo.errors import ConfigError
 from middo.log import get_logger
-from middo.teacher.cache import ReplyCache, cache_key, complete_cached
+from middo.teacher.cache import CachedTeacher, ReplyCache, cache_key, complete_cached
 from middo.teacher.config import TeacherConfig
 from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
 
 log = get_logger(__name__)
 
 
-class LocalTeacher:
+class LocalTeacher(CachedTeacher):
     """`Teacher` over an in-memory `(model, tokenizer)`; greedy at temperature 0; cached like the `openai` one."""
 
     def __init__(self, model: Any, tokenizer: Any, cfg: TeacherConfig, cache: ReplyCache | None = None) -> None:
@@ -45,20 +45,6 @@ class LocalTeacher:
 
     def __repr__(self) -> str:
         return f"LocalTeacher(model={self.cfg.model!r})"
-
-    def usage(self) -> dict[str, Any]:
-        """Requests generated, cache hits, failures by kind, prompt/completion tokens per op."""
-        return self._usage.as_dict()
-
-    def close(self) -> None:
-        """Close the cache file."""
-        self.cache.close()
-
-    def __enter__(self) -> LocalTeacher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order; misses are generated shortest-prompt-first in batches and cached."""
