@@ -37,9 +37,9 @@ class ClusterConfig:
     states share one dominant direction that makes every raw cosine close to 1. The refine gate uses the same."""
     exact_max: int = 100_000
     """Largest N searched exactly (O(N^2 d) work, about a minute at 100k x 384 on 2 cores); above it, HNSW."""
-    hnsw_m: int = 16
+    hnsw_m: int = 32
     """HNSW links per node: more gives better recall, a slower build and 8*hnsw_m more bytes per row."""
-    ef_construction: int = 40
+    ef_construction: int = 80
     """HNSW candidates kept while linking a new row: more gives a better graph and a slower build."""
     ef_search: int = 32
     """HNSW candidates kept per query (at least k+1 are): more gives better recall, proportionally slower search."""

@@ -7,8 +7,9 @@ inner product of unit vectors, highest first.
 - Exact: `faiss.IndexFlatIP`, searched by blocks of its own stored rows (BLAS inside faiss).
 - Approximate: `faiss.IndexHNSWFlat` (inner product): a graph walk per query, about N·log N distance evaluations
   for the whole kNN graph instead of N²; its flat storage serves the exact checks. On 6000 real sentence
-  embeddings it reached recall@10 0.96 (M 16, efSearch 32) where an IndexIVFFlat needed 16 of 128 lists probed
-  for 0.90, and its scan work grows as N²·nprobe/nlist.
+  embeddings (efSearch 32, efConstruction 40) it reached recall@10 0.96 with M 16 and 0.99 with M 32, where an
+  IndexIVFFlat needed 16 of 128 lists probed for 0.90, and its scan work grows as N²·nprobe/nlist. On tightly
+  clustered data (the tiled benchmark set) efConstruction 80 lifted recall from 0.86 to 0.95.
 
 Centring: mean-pooled hidden states of small LMs share one large common direction (unrelated prompts sit above
 cosine 0.99); subtracting the dataset's mean embedding before normalising leaves the part that tells them apart.
