@@ -57,6 +57,18 @@ def test_pretrain_stage_builds_and_lowers_loss(tiny_corpus, tmp_path):
     assert tokenizer.chat_template and model.config.num_hidden_layers == SIZES["tiny"].num_layers
 
 
+def test_pack_texts_wraps_lines_as_chat_turns_ending_with_eos(tiny_model_dir):
+    from middo.model.pretrain import pack_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lines = ["The box holds a cat.", "Red is a color."]
+    (packed,) = pack_texts(tokenizer, lines, seq_len=1000)
+    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tokenizer.eos_token_id == end_id and packed.input_ids.count(end_id) == 2
+    assert tokenizer.bos_token_id not in packed.input_ids
+    assert "<|im_start|>assistant" in tokenizer.decode(packed.input_ids) and packed.assistant_mask[-1]
+
+
 def test_cli_model_init(tiny_corpus, tmp_path):
     from typer.testing import CliRunner
 

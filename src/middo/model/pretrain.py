@@ -19,13 +19,28 @@ from middo.model.loop import Schedule, train_loop
 log = get_logger(__name__)
 
 
+def line_ids(tokenizer: PreTrainedTokenizerBase, line: str, separator: int) -> list[int]:
+    """Token ids of one line: an assistant turn of the chat template if there is one, else the line plus eos."""
+    if tokenizer.chat_template:
+        text = tokenizer.apply_chat_template([{"role": "assistant", "content": line}], tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids if separator in ids else [*ids, separator]
+    return [*tokenizer(line, add_special_tokens=False)["input_ids"], separator]
+
+
 def pack_texts(tokenizer: PreTrainedTokenizerBase, lines: Iterable[str], seq_len: int) -> list[Encoded]:
-    """Tokenise lines, join them with a separator token and cut the stream into `seq_len` sequences."""
-    separator = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    """Tokenise lines, each as one assistant chat turn ending with eos, and cut the stream into `seq_len` sequences.
+
+    Wrapping lines in the chat template (when the tokenizer has one) and ending them with eos (`<|im_end|>` for
+    built tokenizers) teaches M0 the turn format and when to stop, so its loss on chat samples is not dominated by
+    unseen format tokens (which would make short answers look hardest).
+    """
+    separator = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
+    if separator is None:
+        raise InputError("the tokenizer has neither an eos nor a bos token; add one to separate pretraining lines")
     stream: list[int] = []
     for line in lines:
-        stream.extend(tokenizer(line, add_special_tokens=False)["input_ids"])
-        stream.append(separator)
+        stream.extend(line_ids(tokenizer, line, separator))
     chunks = [stream[start : start + seq_len] for start in range(0, len(stream), seq_len)]
     chunks = [chunk for chunk in chunks if len(chunk) > 1]
     return [Encoded(f"chunk{index}", chunk, [True] * len(chunk), 0, False) for index, chunk in enumerate(chunks)]
