@@ -12,7 +12,7 @@ from middo.demo.defects import garbled_prompt, noisy_words
 from middo.demo.families import FAMILIES
 from middo.demo.sim_teacher import make_sim_teacher
 from middo.demo.tasks import Item, family, recognise, render, solve
-from middo.demo.teacher import SIM_MODEL, between, running_sim_teacher, simulate
+from middo.demo.teacher import FRAMES, SIM_MODEL, between, running_sim_teacher, simulate
 from middo.refine import prompts as P
 from middo.teacher.config import TeacherConfig
 from middo.teacher.types import ChatRequest
@@ -42,6 +42,26 @@ def test_respond_gives_the_correct_answer_in_markers():
         assert outcome.op == "respond" and final(outcome) == solve(item)
 
 
+def phrasings(item):
+    """Every clean wording the simulated teacher may give `item`: each template inside each of its frames."""
+    n_templates = len(family(item.family).templates(item))
+    return {frame.format(q=render(item, t)) for t in range(n_templates) for frame in FRAMES}
+
+
+def test_every_family_reads_its_items_back_inside_every_teacher_frame():
+    for item in items(hard=False, per_family=40, seed=11):
+        for text in phrasings(item):
+            assert recognise(text) == item, text
+
+
+def test_teacher_tasks_vary_in_wording_so_few_copy_a_seed_prompt():
+    texts = [final(simulate(body(P.rewrite_messages("simplify", chat(render(item, 0), solve(item)))), 0.0))
+             for item in items(hard=True)]
+    written = [recognise(text) for text in texts]
+    plain = {render(item, t) for item in written for t in range(len(family(item.family).templates(item)))}
+    assert sum(text not in plain for text in texts) > len(texts) / 2
+
+
 def test_simplify_writes_the_one_step_form_of_an_over_hard_item():
     for item in items(hard=True):
         prompt = render(item, 0)
@@ -53,14 +73,13 @@ def test_simplify_writes_the_one_step_form_of_an_over_hard_item():
 def test_improve_rewrites_a_garbled_prompt_cleanly():
     rng = random.Random(1)
     for item in items(hard=False):
-        fam = family(item.family)
         prompt, how = garbled_prompt(item, 0, rng)
         text = final(simulate(body(P.rewrite_messages("improve", chat(prompt, solve(item)))), 0.0))
         new = recognise(text)
         assert new is not None and new.complete and new.family == item.family and text != prompt
         if how == "noise":  # typos only: the teacher recovers the very question
             assert new == item
-        assert text in {render(new, t) for t in range(len(fam.templates(new)))}, text
+        assert text in phrasings(new), text
 
 
 def test_synthesize_writes_a_new_item_of_the_sparse_family():
@@ -108,9 +127,9 @@ def test_openai_client_gets_replies_from_the_loopback_server():
             model=SIM_MODEL, messages=P.rewrite_messages("simplify", chat(prompt, "936"))
         )
         assert "simulated" in response.model
-        assert between(response.choices[0].message.content, P.FINAL_OPEN, P.FINAL_CLOSE) in {
-            render(Item("arith", "expr", (7, "+", 9)), t) for t in range(4)
-        }
+        assert between(response.choices[0].message.content, P.FINAL_OPEN, P.FINAL_CLOSE) in phrasings(
+            Item("arith", "expr", (7, "+", 9))
+        )
 
 
 def test_sim_backend_retries_past_simulated_server_errors():
@@ -137,4 +156,4 @@ def test_wrong_mode_of_prompt_ops_is_a_sloppy_task(op):
     for outcome in sloppy:
         text = between(outcome.text, P.FINAL_OPEN, P.FINAL_CLOSE)
         item = recognise(text)
-        assert item is None or text not in {render(item, t) for t in range(len(family(item.family).templates(item)))}
+        assert item is None or text not in phrasings(item)

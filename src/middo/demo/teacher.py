@@ -34,6 +34,10 @@ log = get_logger(__name__)
 SIM_MODEL = "sim-teacher (simulated)"
 """The model name the simulated teacher answers under."""
 ERROR_MODES = ("wrong", "unmarked", "server_error")
+FRAMES = ("{q}", "{q} Reply with just the answer.", "Short task. {q}", "Try this one. {q}",
+          "{q} Give only the result.", "Here is one for you. {q}", "{q} One word or number, please.")
+"""The teacher's own wordings around a task, as a real teacher varies its phrasing (so its tasks are rarely verbatim
+copies of seed prompts); every family's parser still reads the task inside each of them."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,10 @@ def _content(op: str | None, user: str, rng: random.Random, wrong: bool) -> str 
     index = rng.randrange(len(family(new.family).templates(new)))
     if render(new, index) == original:  # a rewrite, not a copy: take the next phrasing
         index += 1
+    frame = rng.choice(FRAMES)
     if wrong:  # a sloppy task: typos in every longer word
-        return render(new, index, edit_literal=lambda words: noisy_words(words, rng, rate=1.0))
-    return render(new, index)
+        return frame.format(q=render(new, index, edit_literal=lambda words: noisy_words(words, rng, rate=1.0)))
+    return frame.format(q=render(new, index))
 
 
 def _new_item(op: str, item: Item, rng: random.Random, avoid: set[Item]) -> Item:
