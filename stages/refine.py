@@ -4,7 +4,8 @@
         --knn data/r<r>/knn.parquet --embeddings data/r<r>/embeddings --model models/r<r> --round <r> \
         --output data/r<r>/dataset.parquet --metrics data/r<r>/refine.json [--log data/r<r>/refine_log.parquet]
 
-Reads params sections `model`, `refine`, `teacher` and `judge` (the gate rates improved samples with the judge).
+Reads params sections `model`, `refine`, `teacher`, `judge` (the gate rates improved samples with the judge) and
+`cluster` (`cluster.center`: the gate measures density in the cluster stage's geometry).
 The teacher's API key comes from the environment variable named by `teacher.api_key_env`.
 """
 
@@ -16,7 +17,7 @@ from middo.config import load_params, section
 from middo.model.config import ModelConfig
 from middo.refine.config import RefineConfig
 from middo.refine.run import run_refine
-from middo.signals.config import JudgeConfig
+from middo.signals.config import ClusterConfig, JudgeConfig
 from middo.teacher import TeacherConfig
 
 
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     refine_cfg = section(RefineConfig, params, "refine")
     teacher_cfg = section(TeacherConfig, params, "teacher")
     judge_cfg = section(JudgeConfig, params, "judge")
+    cluster_cfg = section(ClusterConfig, params, "cluster")
     run_refine(args.data, args.flags, args.knn, args.embeddings, args.model, args.round, args.output, args.metrics,
-               model_cfg, refine_cfg, teacher_cfg, judge_cfg, log_path=args.log)
+               model_cfg, refine_cfg, teacher_cfg, judge_cfg, centered=cluster_cfg.center, log_path=args.log)
 
 
 if __name__ == "__main__":

@@ -115,11 +115,12 @@ def teacher_config(server: ChatServer, world, **overrides) -> TeacherConfig:
     return TeacherConfig(**{**values, **overrides})
 
 
-def refine(world, teacher_cfg: TeacherConfig, **refine_overrides):
+def refine(world, teacher_cfg: TeacherConfig, centered: bool = True, **refine_overrides):
     out = world["out"]
     return run_refine(world["data"], world["flags"], world["knn"], world["embeddings"], "unused-model", 1,
                       out / "dataset.parquet", out / "refine.json", ModelConfig(), RefineConfig(**refine_overrides),
-                      teacher_cfg, JudgeConfig(), log_path=out / "refine_log.parquet", scorers=fake_scorers())
+                      teacher_cfg, JudgeConfig(), centered, log_path=out / "refine_log.parquet",
+                      scorers=fake_scorers())
 
 
 def assert_conserved(world) -> pl.DataFrame:
@@ -152,6 +153,22 @@ def test_happy_path_all_three_operations(world, monkeypatch):
     assert metrics["teacher_usage"]["tokens"]["simplify"]["completion_tokens"] > 0
     log = pl.read_parquet(world["out"] / "refine_log.parquet")
     assert log["outcome"].to_list() == ["accepted"] * 3 and result.metrics == metrics
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_synthesize_density_is_measured_in_the_cluster_stage_geometry(world, monkeypatch, centered):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with ChatServer(ScriptedTeacher()) as server:
+        refine(world, teacher_config(server, world), centered=centered)
+    log = pl.read_parquet(world["out"] / "refine_log.parquet").filter(pl.col("op") == "synthesize")
+    measured = json.loads(log["scores"][0])["knn_sim"]
+    vectors = np.stack([vector_of(p) for p in PROMPTS]).astype(np.float64)
+    child = vector_of(f"Fresh: {PROMPTS[2]} (hints 2)").astype(np.float64)
+    if centered:
+        mean = vectors.mean(axis=0)
+        vectors, child = vectors - mean, child - mean
+    cosines = vectors @ child / np.linalg.norm(vectors, axis=1) / np.linalg.norm(child)
+    assert measured == pytest.approx(np.sort(cosines)[-2:].mean(), abs=1e-5)  # k = 2 neighbours in the knn table
 
 
 def test_rate_limit_with_retry_after_then_success(world):

@@ -53,6 +53,7 @@ STAGE_SPECS: dict[str, StageSpec] = {
             ("middo.refine.config:RefineConfig", "refine"),
             ("middo.teacher.config:TeacherConfig", "teacher"),
             ("middo.signals.config:JudgeConfig", "judge"),
+            ("middo.signals.config:ClusterConfig", "cluster"),
         ),
         ("data", "demo", "model", "refine", "signals", "teacher"),
     ),

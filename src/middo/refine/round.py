@@ -31,15 +31,18 @@ class RefineResult:
 
 
 def build_reference(previous: pl.DataFrame, embedding_ids: list[str], vectors: np.ndarray,
-                    knn: pl.DataFrame) -> Reference:
-    """The gate's view of D(r-1); the embeddings and the knn table must cover its ids 1:1."""
+                    knn: pl.DataFrame, centered: bool) -> Reference:
+    """The gate's view of D(r-1); the embeddings and the knn table must cover its ids 1:1.
+
+    `centered` is the cluster stage's `cluster.center`, so the synthesize density check measures knn_sim the way
+    the knn table did."""
     ids = previous.select("id")
     join_by_id(ids, pl.DataFrame({"id": embedding_ids}, schema={"id": pl.Utf8}), "dataset", "embeddings")
     table = join_by_id(ids, knn.select("id", "knn_sim", "neighbor_ids"), "dataset", "knn table")
     sims = table["knn_sim"].cast(pl.Float64).to_numpy()
     mean = float(np.nanmean(sims)) if np.isfinite(sims).any() else math.nan
     k = int(table["neighbor_ids"].list.len().max() or 0)
-    return Reference(set(ids["id"].to_list()), list(embedding_ids), vectors, mean, k)
+    return Reference(set(ids["id"].to_list()), list(embedding_ids), vectors, mean, k, centered)
 
 
 def apply_gate(attempts: list[Attempt], gate: Gate) -> None:

@@ -56,17 +56,18 @@ def model_scorers(model: str | Path, model_cfg: ModelConfig, refine_cfg: RefineC
 
 def run_refine(data: str | Path, flags: str | Path, knn: str | Path, embeddings: str | Path, model: str | Path,
                round_number: int, output: str | Path, metrics: str | Path, model_cfg: ModelConfig,
-               refine_cfg: RefineConfig, teacher_cfg: TeacherConfig, judge_cfg: JudgeConfig,
+               refine_cfg: RefineConfig, teacher_cfg: TeacherConfig, judge_cfg: JudgeConfig, centered: bool,
                log_path: str | Path | None = None,
                scorers: GateScorers | None = None) -> RefineResult:
     """Write D(r) to `output`, refine.json to `metrics` and, if `log_path`, one row per attempt.
 
-    `scorers` replaces the gate's scorers under Mr and the judge (tests, or another judge).
+    `centered` is `cluster.center` (the geometry of the knn table). `scorers` replaces the gate's scorers under
+    Mr and the judge (tests, or another judge).
     """
     previous = read_samples(data)
     flag_table, knn_table = read_table(flags, "select"), read_table(knn, "cluster")
     embedding_ids, vectors = load_embeddings(embeddings)
-    reference = build_reference(previous, embedding_ids, vectors, knn_table)
+    reference = build_reference(previous, embedding_ids, vectors, knn_table, centered)
     scorers = scorers or model_scorers(model, model_cfg, refine_cfg, judge_cfg, teacher_cfg)
     gate = Gate(reference, refine_cfg.dup_threshold, scorers.loss, scorers.rate, scorers.embed, refine_cfg.gate)
     teacher = make_teacher(teacher_cfg)
