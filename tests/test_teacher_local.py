@@ -61,6 +61,30 @@ def test_batched_greedy_replies_match_one_by_one_generation(chat_model, tmp_path
     assert usage["requests"] == 4 and usage["tokens"]["simplify"]["prompt_tokens"] == sum(n for _, n in references)
 
 
+def test_batches_stay_under_the_token_budget_and_the_row_cap(chat_model, tmp_path):
+    _, tokenizer = chat_model
+    requests = [ChatRequest([{"role": "user", "content": f"{text} {i}"}], 0.0, 10, "simplify")
+                for i in range(3) for text in PROMPTS]
+    widths = [len(tokenizer.apply_chat_template(r.messages, add_generation_prompt=True)) + 10 for r in requests]
+    sizes, teacher = _spy(_teacher(chat_model, tmp_path / "a", local_token_budget=3 * max(widths)))
+    replies = teacher.complete(requests)
+    assert len(replies) == 12 and all(reply.ok for reply in replies) and sum(sizes) == 12
+    assert max(sizes) == 3  # the row cap (3) binds: the budget alone would allow more rows of the shorter prompts
+    sizes, teacher = _spy(_teacher(chat_model, tmp_path / "b", local_token_budget=2 * max(widths) - 1))
+    teacher.complete(requests)
+    assert sizes[0] == 1 and sum(sizes) == 12  # the longest prompts go first, one per batch under this budget
+    sizes, teacher = _spy(_teacher(chat_model, tmp_path / "c", local_token_budget=1))
+    teacher.complete(requests)
+    assert sizes == [1] * 12  # every request is over the budget: a batch of its own
+
+
+def _spy(teacher: LocalTeacher) -> tuple[list[int], LocalTeacher]:
+    """Record the size of every generation batch."""
+    sizes, generate = [], teacher._generate
+    teacher._generate = lambda group, prompts: (sizes.append(len(group)), generate(group, prompts))[1]
+    return sizes, teacher
+
+
 def test_top_logprobs_are_the_model_distribution_per_position(chat_model, tmp_path):
     model, tokenizer = chat_model
     reply = _teacher(chat_model, tmp_path).complete(_requests(logprobs=5)[:1])[0]

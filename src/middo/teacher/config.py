@@ -41,7 +41,10 @@ class TeacherConfig:
     sim_error_rate: float = 0.0
     """`sim` backend: fraction of simulated requests that fail once with a server error (exercises retries)."""
     local_batch_size: int = 8
-    """`local` backend: prompts generated together in one left-padded batch."""
+    """`local` backend: at most this many prompts generated together in one left-padded batch."""
+    local_token_budget: int = 8192
+    """`local` backend: a batch's rows x (its longest prompt + max_tokens) stays within this many tokens (the KV cache
+    a batch can grow to); a longer request gets a batch of its own."""
 
     def __post_init__(self) -> None:
         check(bool(self.model), "teacher.model is empty; name the model at the endpoint (or a local model path)")
@@ -60,3 +63,4 @@ class TeacherConfig:
         check(self.max_tokens >= 1, f"teacher.max_tokens = {self.max_tokens}; use 1 or more")
         check(0 <= self.sim_error_rate < 1, f"teacher.sim_error_rate = {self.sim_error_rate}; use a value in [0, 1)")
         check(self.local_batch_size >= 1, f"teacher.local_batch_size = {self.local_batch_size}; use 1 or more")
+        check(self.local_token_budget >= 1, f"teacher.local_token_budget = {self.local_token_budget}; use 1 or more")

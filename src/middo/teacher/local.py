@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from middo.errors import ConfigError
 from middo.log import get_logger
+from middo.model.batching import budget_batches
 from middo.teacher.cache import CachedTeacher, ReplyCache, cache_key, complete_cached
 from middo.teacher.config import TeacherConfig
 from middo.teacher.types import ChatReply, ChatRequest, Usage, failed
@@ -52,13 +53,13 @@ class LocalTeacher(CachedTeacher):
         return complete_cached(requests, keys, self.cache, self._usage, self._generate_all)
 
     def _generate_all(self, requests: list[ChatRequest], keys: list[str]) -> list[ChatReply]:
-        """Generate shortest prompt first in batches of `local_batch_size` (split where settings differ)."""
+        """Generate in length-sorted batches under `local_token_budget` (at most `local_batch_size` rows each, split
+        where settings differ)."""
         prompts = [self._prompt(request) for request in requests]
-        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
+        batches = self._batches(prompts, requests)
         replies: list[ChatReply | None] = [None] * len(requests)
-        size = self.cfg.local_batch_size
-        for start in tqdm(range(0, len(order), size), desc="local teacher", unit="batch", disable=len(order) <= size):
-            for group in _same_settings(order[start:start + size], requests):
+        for batch in tqdm(batches, desc="local teacher", unit="batch", disable=len(batches) <= 1):
+            for group in _same_settings(batch, requests):
                 generated = self._generate([requests[i] for i in group], [prompts[i] for i in group])
                 for index, reply in zip(group, generated, strict=True):
                     self.cache.put(keys[index], reply)
@@ -66,6 +67,14 @@ class LocalTeacher(CachedTeacher):
                     self._usage.record(requests[index], reply)
                     replies[index] = reply
         return [reply for reply in replies if reply is not None]
+
+    def _batches(self, prompts: list[str], requests: list[ChatRequest]) -> list[list[int]]:
+        """Request indices grouped by `budget_batches` on prompt tokens + max_tokens, capped at local_batch_size."""
+        prompt_tokens = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        widths = [len(ids) + request.max_tokens for ids, request in zip(prompt_tokens, requests, strict=True)]
+        size = self.cfg.local_batch_size
+        return [batch[start:start + size] for batch in budget_batches(widths, self.cfg.local_token_budget)
+                for start in range(0, len(batch), size)]
 
     def _prompt(self, request: ChatRequest) -> str:
         return self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
