@@ -38,8 +38,10 @@ class TeacherConfig:
     """Longest teacher reply in tokens."""
     cache_path: str = ".middo-cache/teacher.sqlite"
     """SQLite request cache (git-ignored, outside DVC outputs): a re-run never pays twice; empty string disables."""
-    sim_error_rate: float = 0.0
-    """`sim` backend: fraction of simulated requests that fail once with a server error (exercises retries)."""
+    sim_error_rate: float = 0.1
+    """`sim` backend (the demo's SIMULATED teacher): fraction of requests answered badly on purpose, chosen by a hash
+    of the request: a wrong answer or a sloppy task, a reply without the final marker, or a server error that a
+    retry gets past (one third each)."""
     local_batch_size: int = 8
     """`local` backend: at most this many prompts generated together in one left-padded batch."""
     local_token_budget: int = 8192
