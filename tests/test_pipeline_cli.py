@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -88,6 +91,30 @@ def test_init_scaffolds_a_project(tmp_path, alpaca):
     held = (project / "data/eval.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(seed) == 25 and len(held) == 5 and all("tag" in row for row in seed)  # extra fields kept
     assert ".middo-cache" in (project / ".gitignore").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_init_works_from_a_wheel_install_without_the_source_tree(tmp_path, alpaca):
+    wheels, prefix = tmp_path / "wheels", tmp_path / "prefix"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(wheels)], check=True,
+                   cwd=tmp_path)
+    (wheel,) = wheels.glob("middo-*.whl")
+    install = [*pip, "install", "--no-deps", "--ignore-installed", "--prefix", str(prefix), str(wheel)]
+    subprocess.run(install, check=True, cwd=tmp_path)
+    (site_packages,) = prefix.glob("lib/python3*/site-packages")
+    env = {**os.environ, "PYTHONPATH": str(site_packages)}  # the installed copy, not this checkout
+    probe = "import middo, middo.pipeline.scaffold as s; print(middo.__file__, s.stage_scripts_dir())"
+    where = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert where == [str(site_packages / "middo" / "__init__.py"), str(prefix / "share" / "middo" / "stages")]
+    project = tmp_path / "proj"
+    middo_cli = [sys.executable, "-c", "from middo.cli.main import app; app()"]  # what the console script runs
+    init = [*middo_cli, "init", str(project), "--data", str(alpaca), "--model", "m/x", "--eval-size", "5"]
+    result = subprocess.run(init, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    shipped = sorted(path.name for path in (REPO / "stages").glob("*.py"))
+    assert sorted(path.name for path in (project / "stages").glob("*.py")) == shipped
 
 
 def test_init_ids_survive_the_round_trip_through_prepare(tmp_path, alpaca):

@@ -1,7 +1,8 @@
 """`middo init`: scaffold a new project (git + DVC repo, params.yaml, dvc.yaml, ingested data, stage scripts).
 
-The stage scripts are copied from the middo source tree's `stages/` into the project, so the project's dvc.yaml
-runs `python -m stages.<name>` exactly like the middo repo does; they are thin and import the installed `middo`.
+The stage scripts are copied into the project, so the project's dvc.yaml runs `python -m stages.<name>` exactly like
+the middo repo does; they are thin and import the installed `middo`. They come from the source checkout's `stages/`
+(an editable install) or from `<prefix>/share/middo/stages`, where the wheel installs them (pyproject `data-files`).
 The project's data is ingested once here (early, clear errors) and written as OpenAI-chat JSONL files that the
 `prepare` stage reads: `data/seed.jsonl` and `data/eval.jsonl` (given with --eval, else held out of --data).
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +47,25 @@ class ProjectSpec:
     rounds: int = 2
 
 
+def stage_script_candidates() -> list[Path]:
+    """Where the stage scripts may be: the source checkout (next to `src/`), then the install's data dirs."""
+    package = Path(middo.__file__).resolve()
+    # <prefix>/lib/pythonX.Y/site-packages/middo/__init__.py -> <prefix>, for --prefix and --target-like installs
+    prefixes = [package.parents[4], sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
+    installed = [Path(prefix) / "share" / "middo" / "stages" for prefix in dict.fromkeys(map(str, prefixes))]
+    return [package.parents[2] / "stages", *installed]
+
+
 def stage_scripts_dir() -> Path:
-    """The `stages/` directory of the middo source tree (next to `src/`)."""
-    candidate = Path(middo.__file__).resolve().parents[2] / "stages"
-    if not (candidate / "train.py").is_file():
-        raise ConfigError(
-            f"stage scripts not found at {candidate}; `middo init` copies them from a middo source checkout: "
-            "clone the middo repository and install it with `pip install -e .`"
-        )
-    return candidate
+    """The first candidate directory that holds the stage scripts."""
+    candidates = stage_script_candidates()
+    for candidate in candidates:
+        if (candidate / "train.py").is_file():
+            return candidate
+    raise ConfigError(
+        f"middo's stage scripts were not found (looked in {', '.join(map(str, candidates))}); reinstall middo with "
+        "pip from a wheel or a source checkout (`pip install middo` or `pip install -e .`)"
+    )
 
 
 def init_project(directory: str | Path, spec: ProjectSpec) -> Path:
