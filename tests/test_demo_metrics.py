@@ -123,6 +123,8 @@ def test_summary_and_cli_print_defects_found_and_eval(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--project", str(tmp_path), "--no-repro"])
     assert result.exit_code == 0, result.output
     assert "complexity" in result.output and "final model (eval@2) 0.500" in result.output
+    report = (tmp_path / "report.html").resolve()
+    assert f"report: {report}" in result.output and report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     for r in (1, 2):  # a run stopped after refine-1: the findings still print, the eval line does not
         (tmp_path / "data" / f"r{r}" / "eval.json").unlink()
     partial = demo_summary(tmp_path)

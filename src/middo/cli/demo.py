@@ -25,19 +25,24 @@ def run(
     ctx: typer.Context,
     project: Annotated[Path, typer.Option(help="Project directory holding params.yaml and dvc.yaml.")] = Path("."),
     repro: Annotated[bool, typer.Option(help="Run `dvc repro` first; --no-repro only prints the summary.")] = True,
+    report: Annotated[Path, typer.Option(help="HTML report to write, relative to the project.")] = Path("report.html"),
 ) -> None:
-    """Run the demo pipeline (`dvc repro`), then print which planted defects each signal found and eval@1 vs final.
+    """Run the demo pipeline (`dvc repro`), print which planted defects each signal found and eval@1 vs final, and
+    write the HTML report.
 
-    Examples: `middo demo`, `middo demo --no-repro` (summary of the last run).
+    Examples: `middo demo`, `middo demo --no-repro` (summary and report of the last run).
     """
     if ctx.invoked_subcommand is not None:
         return
     from middo.demo.report import demo_summary, format_summary
+    from middo.report.html import write_report
 
     try:
         if repro:
             _repro(project)
         typer.echo(format_summary(demo_summary(project)))
+        written = write_report(project, report if report.is_absolute() else project / report)
+        typer.echo(f"report: {written.resolve()} (open it in a browser)")
     except MiddoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
