@@ -48,6 +48,26 @@ def test_categories_follow_ids_and_parents(rounds):
     assert result.counts() == {"kept": 1, "replaced": 2, "added": 2, "removed": 1}
 
 
+def test_lineage_through_a_middle_round_counts_a_twice_replaced_sample_once(tmp_path, rounds):
+    from typer.testing import CliRunner
+
+    before, after, (a, b, c, d, simpler, better, new, orphan) = rounds
+    again = _sample("easier question 0", "easy answer", 2, simpler["id"], "improve")
+    from_child = _sample("another new question", "x", 2, simpler["id"], "synthesize")
+    final = _frame([again, from_child, better, c, new, orphan])
+    result = diff_datasets(before, final, {simpler["id"]: a["id"], better["id"]: b["id"], new["id"]: c["id"]})
+    assert {(x.parent, x.id, x.op) for x in result.replaced} == {
+        (a["id"], again["id"], "improve"), (b["id"], better["id"], "improve")}
+    assert (a["id"], from_child["id"], "synthesize") in {(x.parent, x.id, x.op) for x in result.added}
+    assert result.removed == [d["id"]]  # a is accounted for through round 1; only d is lost
+    without = diff_datasets(before, final)
+    assert a["id"] in without.removed and again["id"] in {x.id for x in without.added}
+    for r, frame in enumerate((before, after, final)):
+        write_samples(frame, tmp_path / f"data/r{r}/dataset.parquet")
+    output = CliRunner().invoke(cli_app(), ["diff", "0", "2", "--project", str(tmp_path)]).output
+    assert f"replaced {a['id']} -> {again['id']} (improve)" in output and "removed: 1" in output
+
+
 def test_identical_datasets_keep_everything(rounds):
     before, _, _ = rounds
     result = diff_datasets(before, before)

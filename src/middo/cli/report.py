@@ -10,7 +10,7 @@ import typer
 from middo.cli.main import app
 from middo.data.schema import read_samples
 from middo.errors import MiddoError
-from middo.report.diff import diff_datasets, resolve_dataset
+from middo.report.diff import diff_datasets, resolve_dataset, rounds_lineage
 from middo.report.examples import format_example, lineage_examples
 
 
@@ -23,15 +23,19 @@ def diff(
 ) -> None:
     """Count and list kept, replaced (with parent and op), added and removed samples between two datasets.
 
+    Between round numbers more than one apart, lineage is followed through the rounds in between.
+
     Examples: `middo diff 0 1 --show 3`, `middo diff data/r1/dataset.parquet data/r2/dataset.parquet`.
     """
     try:
         frame_a = read_samples(resolve_dataset(before, project))
         frame_b = read_samples(resolve_dataset(after, project))
+        rounds = before.isdigit() and after.isdigit() and int(before) < int(after)
+        lineage = rounds_lineage(project, int(before), int(after)) if rounds else None
     except MiddoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    result = diff_datasets(frame_a, frame_b)
+    result = diff_datasets(frame_a, frame_b, lineage)
     counts = result.counts()
     typer.echo(f"{before} ({frame_a.height} samples) -> {after} ({frame_b.height} samples)")
     typer.echo("  ".join(f"{name}: {count}" for name, count in counts.items()))
