@@ -5,7 +5,7 @@ params (`random`: select.mode random, the same number of flags chosen at random;
 `middo`: params.yaml as it is), and runs the unrolled pipeline's stage commands in order (what `dvc repro` runs).
 Stages before select-1 do not depend on the arm: they run once per seed and later arms copy their outputs.
 
-    .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1]
+    .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1] [--resume]
 
 Prints per run and per signal tables, then one JSON line: `gain_vs_seed` (final - eval@1 exact match of the middo
 arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (per signal, round 1: complexity =
@@ -45,21 +45,36 @@ def shared_stage(name: str) -> bool:
     return name in ("prepare", "pretrain", "train-1", "score-1", "cluster-1", "judge-1", "eval-1")
 
 
-def project_copy(dest: Path, seed: int, arm: str, rounds: int | None) -> tuple[dict, int]:
-    """A fresh project in `dest`: stage scripts, params.yaml with the arm's overrides, the suite of `seed`."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(REPO / "stages", dest / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+def arm_params(arm: str, rounds: int | None) -> dict:
+    """params.yaml with the arm's overrides (and the round count when given)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     for section_name, values in ARMS[arm].items():
         params.setdefault(section_name, {}).update(values)
     if rounds is not None:
         params.setdefault("loop", {})["rounds"] = rounds
+    return params
+
+
+def finished_run(dest: Path, params: dict) -> bool:
+    """Whether `dest` holds a complete run made with exactly these params (every stage output present)."""
+    params_file = dest / "params.yaml"
+    if not params_file.exists() or yaml.safe_load(params_file.read_text(encoding="utf-8")) != params:
+        return False
+    rounds = LoopConfig(**params.get("loop", {})).rounds
+    stages = build_pipeline(rounds, params, package_dir=None)["stages"].values()
+    return all((dest / path).exists() for stage in stages for path in stage_paths(stage))
+
+
+def project_copy(dest: Path, seed: int, params: dict) -> int:
+    """A fresh project in `dest`: stage scripts, the given params.yaml, the suite of `seed`; returns the rounds."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(REPO / "stages", dest / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     seed_input = params["data"]["seed"]  # the demo's data.seed: data/demo/seed.jsonl
     seed_input = seed_input[0] if isinstance(seed_input, list) else seed_input
     write_suite(dest / Path(seed_input).parent, SuiteConfig(seed=seed))
-    return params, LoopConfig(**params.get("loop", {})).rounds
+    return LoopConfig(**params.get("loop", {})).rounds
 
 
 def stage_paths(stage: dict) -> list[str]:
@@ -185,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default="middo,random,nogate", help=f"comma-separated arms from {list(ARMS)}")
     parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (default: loop.rounds)")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "loop_value")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse runs in --workdir that finished with the same params (after an interruption)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -197,9 +214,13 @@ def main(argv: list[str] | None = None) -> None:
         first_dir = None
         for arm in arms:
             dest = args.workdir / f"seed{seed}" / arm
-            print(f"seed {seed} arm {arm}: {dest}", file=sys.stderr, flush=True)
-            params, rounds = project_copy(dest, seed, arm, args.rounds)
-            wall[f"{seed}/{arm}"] = run_pipeline(dest, params, rounds, first_dir)
+            params = arm_params(arm, args.rounds)
+            if args.resume and finished_run(dest, params):
+                print(f"seed {seed} arm {arm}: reusing the finished run in {dest}", file=sys.stderr, flush=True)
+            else:
+                print(f"seed {seed} arm {arm}: {dest}", file=sys.stderr, flush=True)
+                rounds = project_copy(dest, seed, params)
+                wall[f"{seed}/{arm}"] = run_pipeline(dest, params, rounds, first_dir)
             first_dir = first_dir or dest
             results[(seed, arm)] = arm_result(dest)
     figures = aggregate(results, arms)
