@@ -10,7 +10,7 @@ import yaml
 
 from middo.data.schema import sample_id, write_samples
 from middo.model.config import EvalConfig, ModelConfig, TrainConfig
-from middo.model.evaluate import answer_of, evaluate_model, normalise
+from middo.model.evaluate import accuracy_by_family, answer_of, evaluate_model, normalise
 from middo.model.load import load_model
 from middo.model.train import train_sft
 
@@ -76,3 +76,18 @@ def test_eval_stage_end_to_end(memorised, tmp_path):
           "--params", str(tmp_path / "params.yaml")])  # fmt: skip
     metrics = json.loads((tmp_path / "e.json").read_text())
     assert metrics["exact_match"] == 1.0 and metrics["answer_samples"] == 3
+
+
+def test_exact_match_is_broken_down_by_family(memorised):
+    model, tokenizer = load_model(memorised, device="cpu")
+    samples = qa_samples(QA, answers=["4", "blue", "a cat"])
+    for sample, family in zip(samples, ["math", "colour", "colour"], strict=True):
+        sample["meta"] = json.dumps({**json.loads(sample["meta"]), "family": family})
+    metrics = evaluate_model(model, tokenizer, samples, EvalConfig(max_new_tokens=8), progress=False)
+    assert metrics["exact_match_by_family"] == {"colour": pytest.approx(1 / 2), "math": 1.0}
+
+
+def test_accuracy_by_family_leaves_out_samples_without_family():
+    samples = [{"id": "a", "meta": '{"family": "x"}'}, {"id": "b", "meta": "{}"}, {"id": "c", "meta": None}]
+    assert accuracy_by_family(samples, [True, False, False]) == {"x": 1.0}
+    assert accuracy_by_family(samples[1:], [True, True]) == {}

@@ -23,17 +23,31 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def answer_of(sample: dict) -> str | None:
-    """The checkable answer in the sample's `meta` JSON (`{"answer": ...}`), if any."""
+def meta_of(sample: dict) -> dict:
+    """The sample's `meta` JSON as a dict (empty when absent or not an object)."""
     meta = sample.get("meta")
     if not meta:
-        return None
+        return {}
     try:
         parsed = json.loads(meta) if isinstance(meta, str) else meta
     except json.JSONDecodeError as exc:
         raise InputError(f"sample {sample['id']}: meta is not valid JSON ({exc})") from exc
-    answer = parsed.get("answer") if isinstance(parsed, dict) else None
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def answer_of(sample: dict) -> str | None:
+    """The checkable answer in the sample's `meta` JSON (`{"answer": ...}`), if any."""
+    answer = meta_of(sample).get("answer")
     return None if answer is None else str(answer)
+
+
+def accuracy_by_family(samples: Sequence[dict], hits: Sequence[bool]) -> dict[str, float]:
+    """Exact match per `meta.family` (samples without one are left out); empty when no sample names a family."""
+    per_family: dict[str, list[bool]] = {}
+    for sample, hit in zip(samples, hits, strict=True):
+        if (family := meta_of(sample).get("family")) is not None:
+            per_family.setdefault(str(family), []).append(hit)
+    return {family: sum(flags) / len(flags) for family, flags in sorted(per_family.items())}
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -116,6 +130,8 @@ def evaluate_model(
                                       context_length(model, max_length), progress)  # fmt: skip
         hits = [normalise(pred) == normalise(answer) for pred, (_, answer) in zip(predictions, checkable, strict=True)]
         metrics["exact_match"] = sum(hits) / len(hits)
+        if by_family := accuracy_by_family([sample for sample, _ in checkable], hits):
+            metrics["exact_match_by_family"] = by_family
     else:
         metrics["exact_match"] = float("nan")
     return metrics

@@ -86,7 +86,8 @@ def _eval_section(project: ProjectOutputs) -> str:
                 series.setdefault(key, {})[outputs.number] = numeric(value)
     if not series:
         return "<h2>Held-out evaluation by round</h2>" + missing("eval metrics (data/r<n>/eval.json)")
-    headline = {key: points for key, points in series.items() if HEADLINE.search(key)} or series
+    # per-group breakdowns (e.g. exact_match_by_family.*) go to the table only: one chart each would drown the page
+    headline = {key: points for key, points in series.items() if HEADLINE.search(key) and "_by_" not in key} or series
     charts = "".join(svg.lines_by_round({key: points}, numbers, key) for key, points in sorted(headline.items()))
     rows = [(key, *[points.get(n) for n in numbers]) for key, points in sorted(series.items())]
     values = table(rows, ("metric", *[f"round {n}" for n in numbers]))
