@@ -5,7 +5,8 @@ params (`random`: select.mode random, the same number of flags chosen at random;
 `middo`: params.yaml as it is), and runs the unrolled pipeline's stage commands in order (what `dvc repro` runs).
 Stages before select-1 do not depend on the arm: they run once per seed and later arms copy their outputs.
 
-    .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1] [--resume]
+    .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1] [--resume] \\
+        [--set train.epochs=40 ...] [--workdir DIR]
 
 Prints per run and per signal tables, then one JSON line: `gain_vs_seed` (final - eval@1 exact match of the middo
 arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (per signal, round 1: complexity =
@@ -45,9 +46,25 @@ def shared_stage(name: str) -> bool:
     return name in ("prepare", "pretrain", "train-1", "score-1", "cluster-1", "judge-1", "eval-1")
 
 
-def arm_params(arm: str, rounds: int | None) -> dict:
-    """params.yaml with the arm's overrides (and the round count when given)."""
+def parse_overrides(pairs: list[str]) -> dict[str, dict]:
+    """`section.key=value` strings (values parsed as YAML, as `dvc exp run -S` does) -> {section: {key: value}}."""
+    overrides: dict[str, dict] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        section_name, dot, key = name.partition(".")
+        if not sep or not dot or not section_name or not key:
+            raise SystemExit(f"--set takes section.key=value, e.g. train.epochs=40 (got {pair!r})")
+        overrides.setdefault(section_name, {})[key] = yaml.safe_load(value)
+    return overrides
+
+
+def arm_params(arm: str, rounds: int | None, overrides: dict[str, dict] | None = None) -> dict:
+    """params.yaml with `overrides` (--set), then the arm's own, and the round count when given."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for section_name, values in (overrides or {}).items():
+        if section_name not in params or not set(values) <= set(params[section_name]):
+            raise SystemExit(f"--set {section_name}.{', '.join(values)}: no such setting in params.yaml")
+        params[section_name].update(values)
     for section_name, values in ARMS[arm].items():
         params.setdefault(section_name, {}).update(values)
     if rounds is not None:
@@ -200,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default="middo,random,nogate", help=f"comma-separated arms from {list(ARMS)}")
     parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (default: loop.rounds)")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "loop_value")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a params.yaml setting for every arm (repeatable), e.g. train.epochs=40")
     parser.add_argument("--resume", action="store_true",
                         help="reuse runs in --workdir that finished with the same params (after an interruption)")
     args = parser.parse_args(argv)
@@ -208,13 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms or not seeds:
         parser.error(f"--arms takes names from {list(ARMS)} (got {unknown or arms}); --seeds at least one seed")
+    overrides = parse_overrides(args.set)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     results, wall = {}, {}
     for seed in seeds:
         first_dir = None
         for arm in arms:
             dest = args.workdir / f"seed{seed}" / arm
-            params = arm_params(arm, args.rounds)
+            params = arm_params(arm, args.rounds, overrides)
             if args.resume and finished_run(dest, params):
                 print(f"seed {seed} arm {arm}: reusing the finished run in {dest}", file=sys.stderr, flush=True)
             else:
