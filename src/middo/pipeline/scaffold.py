@@ -51,7 +51,8 @@ def stage_script_candidates() -> list[Path]:
     """Where the stage scripts may be: the source checkout (next to `src/`), then the install's data dirs."""
     package = Path(middo.__file__).resolve()
     # <prefix>/lib/pythonX.Y/site-packages/middo/__init__.py -> <prefix>, for --prefix and --target-like installs
-    prefixes = [package.parents[4], sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
+    install_prefix = package.parents[4] if len(package.parents) > 4 else package.parent
+    prefixes = [install_prefix, sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
     installed = [Path(prefix) / "share" / "middo" / "stages" for prefix in dict.fromkeys(map(str, prefixes))]
     return [package.parents[2] / "stages", *installed]
 
