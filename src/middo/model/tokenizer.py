@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 BOS = "<|endoftext|>"
@@ -22,10 +23,21 @@ CHAT_TEMPLATE = (
 )
 
 
+# Pieces BPE may merge within: a run of letters, one digit, one whitespace character, a run of other symbols. A space
+# is a token of its own (GPT-2's regex glues it to the next word), so a word is one token whether it follows a space
+# in a prompt or opens an answer: a small model then carries a fact or a letter it read in the prompt or in
+# pretraining straight into its reply. Single digits make every number spelt the same way.
+PIECES = Regex(r"\p{L}+|\p{N}|\s|[^\s\p{L}\p{N}]+")
+# The chat template's role names, added to the training texts so that each is one token when the vocabulary has room.
+ROLE_NAMES = ("system", "user", "assistant") * 2
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts`; pad, bos/eos and ChatML tokens included."""
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    split = pre_tokenizers.Split(PIECES, behavior="isolated")
+    to_bytes = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([split, to_bytes])
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
@@ -35,7 +47,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte is encodable: no unknown tokens
         show_progress=False,
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.train_from_iterator(chain(texts, ROLE_NAMES), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS,
