@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from middo.errors import InputError
 from middo.model.build import SIZES, init_base_model
 from middo.model.load import load_model
+from middo.model.tokenizer import train_tokenizer
 
 
 def test_tiny_model_loads_like_a_hub_model(tiny_model_dir):
@@ -25,6 +26,17 @@ def test_tiny_model_loads_like_a_hub_model(tiny_model_dir):
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
                                              add_generation_prompt=True)  # fmt: skip
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_a_word_is_one_token_after_a_space_and_at_the_start_of_a_reply():
+    tokenizer = train_tokenizer(["The capital of Vendora is Palmu, 12 + 7 = 19."] * 20, vocab_size=400)
+    prompt = tokenizer.tokenize("What is the capital of Vendora? k, d")
+    reply = tokenizer.tokenize("Palmu")
+    assert reply == ["Palmu"] and "Palmu" in tokenizer.tokenize("is Palmu")  # same token in both places
+    assert "Vendora" in prompt and prompt[-4:] == ["k", ",", "Ġ", "d"]  # a space is a token of its own
+    assert tokenizer.tokenize("1219") == ["1", "2", "1", "9"]  # digits stand alone
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True)
+    assert tokenizer.convert_ids_to_tokens(ids).count("assistant") == 1  # role names are single tokens
 
 
 def test_load_model_errors_say_what_to_pass(tmp_path):

@@ -20,7 +20,7 @@ def init(
     texts: Annotated[
         list[Path], typer.Option(help="Text file (one text per line) or dataset .parquet; repeat for several.")
     ],
-    size: Annotated[str, typer.Option(help="tiny (~0.7M parameters: CPU demo, tests) or small (~4.6M).")] = "tiny",
+    size: Annotated[str, typer.Option(help="tiny (~0.8M parameters: CPU demo, tests) or small (~4.6M).")] = "tiny",
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
 ) -> None:
     """Train a byte-level BPE tokenizer on TEXTS and build a randomly initialised Llama model in OUTPUT.

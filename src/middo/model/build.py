@@ -31,7 +31,7 @@ class ModelSize:
 
 
 SIZES = {
-    "tiny": ModelSize(2048, 128, 384, 3, 4, 1024),  # ~0.7M parameters: the CPU demo and tests
+    "tiny": ModelSize(2048, 128, 384, 3, 4, 1024),  # ~0.8M parameters: the CPU demo and tests
     "small": ModelSize(4096, 256, 768, 5, 4, 1024),  # ~4.6M parameters: needs more steps than a CPU demo has
 }
 

@@ -89,7 +89,7 @@ class PretrainConfig:
     """Section `pretrain` (demo only): build a base model and pretrain it briefly on plain text."""
 
     size: Literal["tiny", "small"] = "tiny"
-    """Model size: `tiny` (~0.7M parameters: the CPU demo and tests) or `small` (~4.6M)."""
+    """Model size: `tiny` (~0.8M parameters: the CPU demo and tests) or `small` (~4.6M)."""
     epochs: int = 1
     """Passes over the text corpus."""
     seq_len: int = 256
