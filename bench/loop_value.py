@@ -4,15 +4,20 @@ For each seed and arm it regenerates the demo suite with that seed into a fresh 
 params (`random`: select.mode random, the same number of flags chosen at random; `nogate`: refine.gate false;
 `middo`: params.yaml as it is), and runs the unrolled pipeline's stage commands in order (what `dvc repro` runs).
 Stages before select-1 do not depend on the arm: they run once per seed and later arms copy their outputs.
+Two control arms run no signals and no teacher, only one round whose D(1) they write themselves before train-2 and
+eval-2: `oracle` fixes every planted defect from the ground truth (`middo.demo.oracle`): the ceiling; if it does
+not beat eval@1, no selection can. `retrain` keeps D(1) = D(0) and trains with `train.seed` + 1: its gain is pure
+training noise, the size a difference between arms must exceed to mean anything.
 
     .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1] [--resume] \\
-        [--set train.epochs=40 ...] [--workdir DIR]
+        [--set train.epochs=40 ...] [--workdir DIR]     # add ,oracle,retrain to --arms for the controls
 
 Prints per run and per signal tables, then one JSON line: `gain_vs_seed` (final - eval@1 exact match of the middo
 arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (per signal, round 1: complexity =
 mean percentile rank of loss_pre and loss_cur vs over_hard + wrong_answer; quality = -quality vs garbled;
-diversity = -knn_sim vs rare families), flag precision/recall per signal and arm, accuracy mean/std per arm, and
-teacher requests/tokens per arm. The teacher is the SIMULATED one when params.yaml has teacher.backend: sim.
+diversity = -knn_sim vs rare families), flag precision/recall per signal and arm, accuracy mean/std per arm,
+teacher requests/tokens per arm, and `oracle_gain` / `retrain_gain` (final - eval@1) when those arms ran. The
+teacher is the SIMULATED one when params.yaml has teacher.backend: sim.
 """
 
 from __future__ import annotations
@@ -30,14 +35,21 @@ from pathlib import Path
 
 import yaml
 
+from middo.data.schema import read_samples, write_samples
 from middo.demo.generate import SuiteConfig, write_suite
 from middo.demo.metrics import mean_spread
+from middo.demo.oracle import oracle_round
 from middo.demo.report import demo_summary
 from middo.pipeline.build import build_pipeline
 from middo.pipeline.config import LoopConfig
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = {"middo": {}, "random": {"select": {"mode": "random"}}, "nogate": {"refine": {"gate": False}}}
+ARMS = {"middo": {}, "random": {"select": {"mode": "random"}}, "nogate": {"refine": {"gate": False}}, "oracle": {},
+        "retrain": {}}
+CONTROLS = {"oracle": oracle_round, "retrain": lambda dataset, seed: dataset}
+"""Arms that write D(1) themselves from D(0) (and the suite seed), with no signals and no teacher."""
+CONTROL_STAGES = ("prepare", "pretrain", "train-1", "eval-1"), ("train-2", "eval-2")
+"""What a control arm runs (or copies) before writing its own D(1), and after."""
 SIGNALS = ("complexity", "quality", "diversity")
 
 
@@ -59,7 +71,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, dict]:
 
 
 def arm_params(arm: str, rounds: int | None, overrides: dict[str, dict] | None = None) -> dict:
-    """params.yaml with `overrides` (--set), then the arm's own, and the round count when given."""
+    """params.yaml with `overrides` (--set), then the arm's own, and the round count (always 1 for a control);
+    `retrain` adds 1 to train.seed."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     for section_name, values in (overrides or {}).items():
         if section_name not in params or not set(values) <= set(params[section_name]):
@@ -67,18 +80,27 @@ def arm_params(arm: str, rounds: int | None, overrides: dict[str, dict] | None =
         params[section_name].update(values)
     for section_name, values in ARMS[arm].items():
         params.setdefault(section_name, {}).update(values)
-    if rounds is not None:
-        params.setdefault("loop", {})["rounds"] = rounds
+    if arm == "retrain":
+        params["train"]["seed"] += 1
+    if rounds is not None or arm in CONTROLS:
+        params.setdefault("loop", {})["rounds"] = 1 if arm in CONTROLS else rounds
     return params
 
 
-def finished_run(dest: Path, params: dict) -> bool:
-    """Whether `dest` holds a complete run made with exactly these params (every stage output present)."""
+def arm_stages(arm: str):
+    """Which stages of the unrolled pipeline the arm runs (a predicate on the stage name)."""
+    if arm in CONTROLS:
+        return lambda name: name in CONTROL_STAGES[0] + CONTROL_STAGES[1]
+    return lambda name: True
+
+
+def finished_run(dest: Path, params: dict, runs=lambda name: True) -> bool:
+    """Whether `dest` holds a complete run made with exactly these params (the output of every stage it runs)."""
     params_file = dest / "params.yaml"
     if not params_file.exists() or yaml.safe_load(params_file.read_text(encoding="utf-8")) != params:
         return False
     rounds = LoopConfig(**params.get("loop", {})).rounds
-    stages = build_pipeline(rounds, params, package_dir=None)["stages"].values()
+    stages = [s for name, s in build_pipeline(rounds, params, package_dir=None)["stages"].items() if runs(name)]
     return all((dest / path).exists() for stage in stages for path in stage_paths(stage))
 
 
@@ -102,12 +124,14 @@ def stage_paths(stage: dict) -> list[str]:
     return paths
 
 
-def run_pipeline(dest: Path, params: dict, rounds: int, reuse: Path | None) -> float:
-    """Run the stage commands in order in `dest`; shared stages are copied from `reuse` when given."""
+def run_pipeline(dest: Path, params: dict, rounds: int, reuse: Path | None, runs=lambda name: True) -> float:
+    """Run the stage commands that `runs` names, in order, in `dest`; shared stages are copied from `reuse`."""
     started = time.perf_counter()
     logs = dest / "logs"
     logs.mkdir(exist_ok=True)
     for name, stage in build_pipeline(rounds, params, package_dir=None)["stages"].items():
+        if not runs(name):
+            continue
         if reuse is not None and shared_stage(name):
             for path in stage_paths(stage):
                 source, target = reuse / path, dest / path
@@ -126,14 +150,26 @@ def run_pipeline(dest: Path, params: dict, rounds: int, reuse: Path | None) -> f
     return time.perf_counter() - started
 
 
+def run_control(arm: str, dest: Path, params: dict, seed: int, reuse: Path | None) -> float:
+    """A control arm: the shared stages of round 1, its own D(1) from D(0), then train-2 and eval-2."""
+    started = time.perf_counter()
+    run_pipeline(dest, params, 1, reuse, lambda name: name in CONTROL_STAGES[0])
+    write_samples(CONTROLS[arm](read_samples(dest / "data" / "r0" / "dataset.parquet"), seed),
+                  dest / "data" / "r1" / "dataset.parquet")
+    run_pipeline(dest, params, 1, None, lambda name: name in CONTROL_STAGES[1])
+    return time.perf_counter() - started
+
+
 def arm_result(dest: Path) -> dict:
-    """Eval accuracy, round-1 signal findings and summed teacher usage of a finished run."""
+    """Eval accuracy, round-1 signal findings and summed teacher usage of a finished run (NaN findings when the
+    run has no signals: the controls)."""
     summary = demo_summary(dest)
     usage: dict[str, float] = {}
     for round_usage in summary["teacher"].values():
         for key, value in round_usage.items():
             usage[key] = usage.get(key, 0) + value
-    first_round = summary["rounds"][min(summary["rounds"])]["signals"]
+    no_findings = {s: {"auroc": math.nan, "precision": math.nan, "recall": math.nan} for s in SIGNALS}
+    first_round = summary["rounds"][min(summary["rounds"])]["signals"] if summary["rounds"] else no_findings
     return {
         "eval_first": summary["eval_first"],
         "eval_final": summary["eval_final"],
@@ -158,6 +194,10 @@ def aggregate(results: dict[tuple[int, str], dict], arms: list[str]) -> dict:
         finals = [(results[(s, first_arm)]["eval_final"], results[(s, "random")]["eval_final"]) for s in seeds]
         gain = mean_spread([ours - control for ours, control in finals])
         out["gain_vs_random"], out["gain_vs_random_std"] = gain["mean"], gain["std"]
+    for control in CONTROLS:
+        if control in arms:
+            gain = mean_spread(per_seed(control, lambda r: r["eval_final"] - r["eval_first"]))
+            out[f"{control}_gain"], out[f"{control}_gain_std"] = gain["mean"], gain["std"]
     out["auroc"] = {s: mean_spread(per_seed(first_arm, lambda r, s=s: r["signals"][s]["auroc"]))["mean"]
                     for s in SIGNALS}
     out["flags"] = {
@@ -227,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms or not seeds:
         parser.error(f"--arms takes names from {list(ARMS)} (got {unknown or arms}); --seeds at least one seed")
+    if "retrain" in arms and not any(a not in CONTROLS for a in arms[: arms.index("retrain")]):
+        parser.error("--arms: put retrain after a pipeline arm (middo, random or nogate); it takes that arm's "
+                     "round-1 model as its eval@1")
     overrides = parse_overrides(args.set)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     results, wall = {}, {}
@@ -235,13 +278,17 @@ def main(argv: list[str] | None = None) -> None:
         for arm in arms:
             dest = args.workdir / f"seed{seed}" / arm
             params = arm_params(arm, args.rounds, overrides)
-            if args.resume and finished_run(dest, params):
+            if args.resume and finished_run(dest, params, arm_stages(arm)):
                 print(f"seed {seed} arm {arm}: reusing the finished run in {dest}", file=sys.stderr, flush=True)
             else:
                 print(f"seed {seed} arm {arm}: {dest}", file=sys.stderr, flush=True)
                 rounds = project_copy(dest, seed, params)
-                wall[f"{seed}/{arm}"] = run_pipeline(dest, params, rounds, first_dir)
-            first_dir = first_dir or dest
+                if arm in CONTROLS:
+                    wall[f"{seed}/{arm}"] = run_control(arm, dest, params, seed, first_dir)
+                else:
+                    wall[f"{seed}/{arm}"] = run_pipeline(dest, params, rounds, first_dir)
+            if arm not in CONTROLS:  # they run only part of round 1, so later arms cannot copy from them
+                first_dir = first_dir or dest
             results[(seed, arm)] = arm_result(dest)
     figures = aggregate(results, arms)
     print_tables(results, figures)

@@ -37,7 +37,7 @@ class SuiteConfig:
     n_corpus: int = 6000
     """Lines of the pretraining corpus."""
     rates: dict[str, float] = field(
-        default_factory=lambda: {"wrong_answer": 0.08, "garbled": 0.08, "over_hard": 0.08}
+        default_factory=lambda: {"wrong_answer": 0.2, "garbled": 0.2, "over_hard": 0.2}
     )
     """Fraction of the seed set carrying each planted defect (disjoint; exact counts, rounded)."""
     weights: dict[str, float] = field(
