@@ -10,7 +10,7 @@ not beat eval@1, no selection can. `retrain` keeps D(1) = D(0) and trains with `
 training noise, the size a difference between arms must exceed to mean anything.
 
     .venv/bin/python bench/loop_value.py --seeds 0,1,2 --arms middo,random,nogate [--rounds 1] [--resume] \\
-        [--set train.epochs=40 ...] [--workdir DIR]     # add ,oracle,retrain to --arms for the controls
+        [--set train.epochs=40 ...] [--rate 0.08] [--workdir DIR]     # add ,oracle,retrain to --arms for the controls
 
 Prints per run and per signal tables, then one JSON line: `gain_vs_seed` (final - eval@1 exact match of the middo
 arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (per signal, round 1: complexity =
@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,25 +95,37 @@ def arm_stages(arm: str):
     return lambda name: True
 
 
-def finished_run(dest: Path, params: dict, runs=lambda name: True) -> bool:
-    """Whether `dest` holds a complete run made with exactly these params (the output of every stage it runs)."""
+def finished_run(dest: Path, params: dict, suite: SuiteConfig, runs=lambda name: True) -> bool:
+    """Whether `dest` holds a complete run made with exactly these params and suite (the output of every stage it
+    runs)."""
     params_file = dest / "params.yaml"
     if not params_file.exists() or yaml.safe_load(params_file.read_text(encoding="utf-8")) != params:
         return False
+    with tempfile.TemporaryDirectory() as scratch:
+        expected = write_suite(scratch, suite)
+        found = suite_dir(dest, params)
+        if any(not (found / path.name).exists() or (found / path.name).read_bytes() != path.read_bytes()
+               for path in expected.values()):
+            return False
     rounds = LoopConfig(**params.get("loop", {})).rounds
     stages = [s for name, s in build_pipeline(rounds, params, package_dir=None)["stages"].items() if runs(name)]
     return all((dest / path).exists() for stage in stages for path in stage_paths(stage))
 
 
-def project_copy(dest: Path, seed: int, params: dict) -> int:
-    """A fresh project in `dest`: stage scripts, the given params.yaml, the suite of `seed`; returns the rounds."""
+def suite_dir(dest: Path, params: dict) -> Path:
+    """Where the project in `dest` reads its suite: the folder of the demo's data.seed (data/demo)."""
+    seed_input = params["data"]["seed"]
+    seed_input = seed_input[0] if isinstance(seed_input, list) else seed_input
+    return dest / Path(seed_input).parent
+
+
+def project_copy(dest: Path, suite: SuiteConfig, params: dict) -> int:
+    """A fresh project in `dest`: stage scripts, the given params.yaml, the suite; returns the rounds."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(REPO / "stages", dest / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    seed_input = params["data"]["seed"]  # the demo's data.seed: data/demo/seed.jsonl
-    seed_input = seed_input[0] if isinstance(seed_input, list) else seed_input
-    write_suite(dest / Path(seed_input).parent, SuiteConfig(seed=seed))
+    write_suite(suite_dir(dest, params), suite)
     return LoopConfig(**params.get("loop", {})).rounds
 
 
@@ -259,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "loop_value")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a params.yaml setting for every arm (repeatable), e.g. train.epochs=40")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="plant every defect at this rate instead of the suite's default (e.g. 0.08)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse runs in --workdir that finished with the same params (after an interruption)")
     args = parser.parse_args(argv)
@@ -275,14 +290,17 @@ def main(argv: list[str] | None = None) -> None:
     results, wall = {}, {}
     for seed in seeds:
         first_dir = None
+        suite = SuiteConfig(seed=seed)
+        if args.rate is not None:
+            suite = SuiteConfig(seed=seed, rates=dict.fromkeys(suite.rates, args.rate))
         for arm in arms:
             dest = args.workdir / f"seed{seed}" / arm
             params = arm_params(arm, args.rounds, overrides)
-            if args.resume and finished_run(dest, params, arm_stages(arm)):
+            if args.resume and finished_run(dest, params, suite, arm_stages(arm)):
                 print(f"seed {seed} arm {arm}: reusing the finished run in {dest}", file=sys.stderr, flush=True)
             else:
                 print(f"seed {seed} arm {arm}: {dest}", file=sys.stderr, flush=True)
-                rounds = project_copy(dest, seed, params)
+                rounds = project_copy(dest, suite, params)
                 if arm in CONTROLS:
                     wall[f"{seed}/{arm}"] = run_control(arm, dest, params, seed, first_dir)
                 else:
