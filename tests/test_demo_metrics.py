@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from middo.cli.main import app
-from middo.data.schema import sample_id, write_samples
+from middo.data.ingest import seed_sample
+from middo.data.schema import SAMPLE_SCHEMA, write_samples
 from middo.demo.findings import PLANTED_KINDS, ground_truth, round_table, signal_findings
 from middo.demo.generate import SuiteConfig, write_suite
 from middo.demo.metrics import auroc, mean_spread, percentile_ranks, precision_recall
@@ -61,15 +62,7 @@ def make_run(project: Path, noise: float) -> pl.DataFrame:
     paths = write_suite(project / "data" / "demo", SuiteConfig(n_seed=300, n_eval=60, n_corpus=50))
     rows = [json.loads(line) for line in paths["seed"].read_text().splitlines()]
     rows = [{"messages": row.pop("messages"), "meta": row} for row in rows]  # as ingestion keeps them
-    frame = pl.DataFrame({
-        "id": [sample_id(r["messages"]) for r in rows],
-        "messages": [r["messages"] for r in rows],
-        "source": ["seed"] * len(rows),
-        "round": [0] * len(rows),
-        "parent": [None] * len(rows),
-        "op": ["seed"] * len(rows),
-        "meta": [json.dumps(r["meta"]) for r in rows],
-    })
+    frame = pl.DataFrame([seed_sample(r["messages"], "seed", r["meta"]) for r in rows], schema=SAMPLE_SCHEMA)
     write_samples(frame, project / "data" / "r0" / "dataset.parquet")
     rng = np.random.default_rng(0)
     planted = [r["meta"]["planted"] for r in rows]

@@ -6,7 +6,8 @@ import json
 
 import polars as pl
 
-from middo.data.schema import sample_id, validate_samples
+from middo.data.ingest import seed_sample
+from middo.data.schema import SAMPLE_SCHEMA, validate_samples
 from middo.demo.defects import DEFECTS
 from middo.demo.generate import SuiteConfig, seed_rows
 from middo.demo.oracle import oracle_round
@@ -16,16 +17,8 @@ from middo.refine.conservation import check_conservation
 
 def seed_frame(rows: list[dict]) -> pl.DataFrame:
     """The seed rows as ingestion stores them (every field but `messages` in `meta`)."""
-    metas = [{k: v for k, v in row.items() if k != "messages"} for row in rows]
-    return validate_samples(pl.DataFrame({
-        "id": [sample_id(row["messages"]) for row in rows],
-        "messages": [row["messages"] for row in rows],
-        "source": ["seed"] * len(rows),
-        "round": [0] * len(rows),
-        "parent": [None] * len(rows),
-        "op": ["seed"] * len(rows),
-        "meta": [json.dumps(meta) for meta in metas],
-    }))
+    samples = [seed_sample(row["messages"], "seed", {k: v for k, v in row.items() if k != "messages"}) for row in rows]
+    return validate_samples(pl.DataFrame(samples, schema=SAMPLE_SCHEMA))
 
 
 def test_oracle_fixes_every_defect_and_adds_one_item_per_clean_rare_sample():

@@ -1,10 +1,10 @@
 """The oracle control: one round of refinement with perfect signals and a perfect teacher, from the ground truth.
 
 Every sample with a planted per-item defect (wrong answer, garbled prompt, over-hard item) is replaced by a clean,
-correct, easy item of its family (what `improve` or `simplify` would ideally write), and every sample of a rare
-family gets one new item of its family beside it (the ideal `synthesize`). No signal and no teacher is involved:
-it reads `meta`, which the pipeline never may. Training on it bounds what one round of the loop can gain on the
-suite; if the oracle does not beat the seed model, no selection can.
+correct, easy item of its family (what `improve` or `simplify` would ideally write), and every otherwise clean
+sample of a rare family gets one new item of its family beside it (the ideal `synthesize`). No signal and no
+teacher is involved: it reads `meta`, which the pipeline never may. Training on it bounds what one round of the
+loop can gain on the suite; if the oracle does not beat the seed model, no selection can.
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ def _child(parent: dict, meta: dict, item: Item, op: str, taken: set[str], rng: 
     for _ in range(50):
         messages = [{"role": "user", "content": render(item, rng.randrange(len(fam.templates(item))))},
                     {"role": "assistant", "content": solve(item)}]
-        if sample_id(messages) not in taken:
+        child_id = sample_id(messages)
+        if child_id not in taken:
             break
         item = fam.draw(rng, hard=False)
-    child_id = sample_id(messages)
+    else:
+        raise RuntimeError(f"oracle: no unused item of family {item.family!r} after 50 draws; the suite is too dense")
     taken.add(child_id)
     child_meta = {**meta, "answer": solve(item), "item": item.to_json(), "planted": None, "oracle": op}
     return {"id": child_id, "messages": messages, "source": parent["source"], "round": 1, "parent": parent["id"],
