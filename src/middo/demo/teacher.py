@@ -2,9 +2,10 @@
 
 It reads the request contract of `middo.refine.prompts`, recognises the demo task inside the text and answers as a
 strong teacher would (correct answers, the one-step form of an over-hard item, a clean rewrite of a garbled one, a
-new item of a sparse item's family). A fraction `error_rate` of requests, chosen by a hash of the request content
-(so re-runs behave the same), goes wrong on purpose: a wrong answer or a garbled task, a reply without the
-`<final>` markers, or a transient server error that a retry gets past. It is not a language model; everything it
+new item of a sparse item's family); it also answers the judge's rating prompts (`middo.demo.sim_judge`). A
+fraction `error_rate` of requests, chosen by a hash of the request content (so re-runs behave the same), goes
+wrong on purpose: a wrong answer, a garbled task or a careless rating, a reply without the `<final>` markers (a
+rating in prose), or a transient server error that a retry gets past. It is not a language model; everything it
 returns is labelled simulated.
 
 ```python
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from middo.demo.defects import noisy_words
+from middo.demo.sim_judge import is_rating_request, rate
 from middo.demo.tasks import Item, family, recognise, render, solve
 from middo.log import get_logger
 from middo.refine import prompts as P
@@ -66,6 +68,8 @@ def simulate(request: dict[str, Any], error_rate: float, seed: int = 0) -> SimOu
     digest = hashlib.sha256(f"{seed}\x00{op}\x00{user}".encode()).hexdigest()
     rng = random.Random(int(digest[:16], 16))
     mode = rng.choice(ERROR_MODES) if rng.random() < error_rate else "ok"
+    if op is None and is_rating_request(user):
+        return _rating_outcome(user, mode, rng)
     content = _content(op, user, rng, wrong=mode == "wrong")
     if content is None:
         return SimOutcome("I could not tell what task this is, so I cannot help with it.", mode, op, False)
@@ -74,6 +78,14 @@ def simulate(request: dict[str, Any], error_rate: float, seed: int = 0) -> SimOu
     note = "a simplified" if op == "simplify" else "the"
     return SimOutcome(f"Here is {note} {P.WHAT.get(op or '', 'reply')}.\n{P.FINAL_OPEN}{content}{P.FINAL_CLOSE}",
                       mode, op, True)
+
+
+def _rating_outcome(user: str, mode: str, rng: random.Random) -> SimOutcome:
+    """A judge reply: the rating alone; a careless one on `wrong`, prose without a number on `unmarked`."""
+    if mode == "unmarked":
+        return SimOutcome("The example looks reasonable to me overall.", mode, "judge", True)
+    rating = rng.randint(0, 10) if mode == "wrong" else rate(user)
+    return SimOutcome(str(rating), mode, "judge", True)
 
 
 def _content(op: str | None, user: str, rng: random.Random, wrong: bool) -> str | None:

@@ -1,0 +1,55 @@
+"""The SIMULATED judge: rule-based 0-10 ratings of a demo sample, as a strong LLM judge would give them.
+
+It answers the rating prompts of `middo.signals.judge_prompts` (the `openai` judge mode pointed at the simulated
+teacher). It reads the task out of the prompt the way the simulated teacher does and rates what a careful reader
+sees: typos (no clean phrasing of the task appears in the prompt) lower the prompt's clarity, a missing part lowers
+its completeness and makes any answer unverifiable, and an answer that is not the task's correct answer gets a low
+factuality. It never reads `meta`; how a prompt was made is invisible to it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from middo.demo.tasks import Item, family, recognise, render, solve
+from middo.signals.judge_prompts import ASPECTS, HEADER, QUESTIONS
+
+GOOD = 9
+"""The rating of an aspect with nothing wrong (a judge keeps 10 for the exceptional)."""
+_SAMPLE = re.compile(r"\[PROMPT\]\n(.*)\n\[/PROMPT\]\n\n\[RESPONSE\]\n(.*)\n\[/RESPONSE\]", re.DOTALL)
+
+
+def is_rating_request(user: str) -> bool:
+    """True when `user` is one of the judge's six rating prompts."""
+    return user.startswith(HEADER) and _aspect(user) is not None and _SAMPLE.search(user) is not None
+
+
+def rate(user: str) -> int | None:
+    """The simulated judge's rating of the aspect `user` asks about, or None when it is not a rating prompt."""
+    aspect, match = _aspect(user), _SAMPLE.search(user)
+    if aspect is None or match is None:
+        return None
+    return sample_ratings(match.group(1), match.group(2))[aspect]
+
+
+def sample_ratings(prompt: str, response: str) -> dict[str, int]:
+    """All six ratings of one sample, by aspect name."""
+    item = recognise(prompt)
+    if item is None:  # not a task the judge can read: an unclear, incomplete prompt whose answer it cannot check
+        return dict(zip(ASPECTS, (5, 2, 2, 4, GOOD, 4), strict=True))
+    if not item.complete:  # a part is missing: no answer can be right
+        return dict(zip(ASPECTS, (GOOD, 6, 1, 3, GOOD, 4), strict=True))
+    clarity = GOOD if _clean_phrasing(item, prompt) else 3
+    correct = response.strip().rstrip(".").lower() == solve(item).strip().lower()
+    return dict(zip(ASPECTS, (GOOD, clarity, GOOD, GOOD if correct else 1, GOOD, GOOD), strict=True))
+
+
+def _clean_phrasing(item: Item, prompt: str) -> bool:
+    """True when one of the family's phrasings of `item` appears verbatim in `prompt` (no typos in the task)."""
+    templates = family(item.family).templates(item)
+    return any(render(item, index) in prompt for index in range(len(templates)))
+
+
+def _aspect(user: str) -> str | None:
+    question = user.rstrip().rsplit("\n", 1)[-1]
+    return next((aspect for aspect, text in QUESTIONS.items() if question == text), None)
