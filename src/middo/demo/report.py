@@ -6,6 +6,9 @@ import json
 import math
 from pathlib import Path
 
+import polars as pl
+
+from middo.demo.audit import AUDIT_KINDS, audit_counts
 from middo.demo.findings import (
     PLANTED_KINDS,
     SIGNALS,
@@ -28,10 +31,20 @@ def demo_summary(project: str | Path) -> dict:
         table = round_table(project, r)
         summary["rounds"][r] = {"signals": signal_findings(table), "planted_by_flag": planted_by_flag(table)}
     summary["teacher"] = {r: teacher_usage(project, r) for r in refine_rounds}
+    summary["defects"] = dataset_defects(project)
     summary["eval_first"] = summary["eval_final"] = math.nan
     if evals:
         summary["eval_first"], summary["eval_final"] = summary["eval"][evals[0]], summary["eval"][evals[-1]]
     return summary
+
+
+def dataset_defects(project: str | Path) -> dict[int, dict[str, int]]:
+    """Round -> `audit_counts` of D(r) (`data/r<r>/dataset.parquet`, D(0) included), for every round written."""
+    found = {}
+    for r in rounds_with(project, "dataset.parquet"):
+        frame = pl.read_parquet(Path(project) / "data" / f"r{r}" / "dataset.parquet", columns=["messages"])
+        found[r] = audit_counts(frame["messages"].to_list())
+    return found
 
 
 def teacher_usage(project: str | Path, r: int) -> dict:
@@ -68,6 +81,11 @@ def format_summary(summary: dict) -> str:
         if usage:
             lines.append("  teacher (SIMULATED if teacher.backend is sim): "
                          + ", ".join(f"{k} {v}" for k, v in usage.items()))
+    if summary.get("defects"):
+        lines.append("defective samples by recomputing each task (ground truth): "
+                     + " -> ".join(f"D{r} {c['defective']}/{c['total']}" for r, c in summary["defects"].items()))
+        for r, counts in summary["defects"].items():
+            lines.append(f"  D{r}: " + ", ".join(f"{kind} {counts[kind]}" for kind in AUDIT_KINDS))
     if summary["eval"]:
         lines.append("held-out exact match: " + ", ".join(f"eval@{r} {_fmt(v)}" for r, v in summary["eval"].items()))
         lines.append(f"seed model (eval@{min(summary['eval'])}) {_fmt(summary['eval_first'])} -> final model "

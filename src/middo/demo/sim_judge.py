@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from middo.demo.tasks import Item, family, recognise, render, solve
+from middo.demo.audit import answers_match
+from middo.demo.tasks import clean_phrasing, recognise, solve
 from middo.signals.judge_prompts import ASPECTS, HEADER, QUESTIONS
 
 GOOD = 9
@@ -39,15 +40,9 @@ def sample_ratings(prompt: str, response: str) -> dict[str, int]:
         return dict(zip(ASPECTS, (5, 2, 2, 4, GOOD, 4), strict=True))
     if not item.complete:  # a part is missing: no answer can be right
         return dict(zip(ASPECTS, (GOOD, 6, 1, 3, GOOD, 4), strict=True))
-    clarity = GOOD if _clean_phrasing(item, prompt) else 3
-    correct = response.strip().rstrip(".").lower() == solve(item).strip().lower()
+    clarity = GOOD if clean_phrasing(item, prompt) else 3
+    correct = answers_match(response, solve(item))
     return dict(zip(ASPECTS, (GOOD, clarity, GOOD, GOOD if correct else 1, GOOD, GOOD), strict=True))
-
-
-def _clean_phrasing(item: Item, prompt: str) -> bool:
-    """True when one of the family's phrasings of `item` appears verbatim in `prompt` (no typos in the task)."""
-    templates = family(item.family).templates(item)
-    return any(render(item, index) in prompt for index in range(len(templates)))
 
 
 def _aspect(user: str) -> str | None:

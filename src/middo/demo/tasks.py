@@ -81,6 +81,11 @@ def render(item: Item, template_index: int, edit_literal=None) -> str:
     return re.sub(r"\s+([?.,:])", r"\1", re.sub(r" {2,}", " ", text)).strip()
 
 
+def clean_phrasing(item: Item, text: str) -> bool:
+    """True when one of the family's phrasings of `item` appears verbatim in `text` (the task carries no typos)."""
+    return any(render(item, index) in text for index in range(len(family(item.family).templates(item))))
+
+
 def recognise(text: str) -> Item | None:
     """The first family that reads an item out of `text` (families are tried in a fixed order)."""
     from middo.demo.families import FAMILIES
