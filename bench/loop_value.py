@@ -16,8 +16,9 @@ Prints per run and per signal tables, then one JSON line: `gain_vs_seed` (final 
 arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (per signal, round 1: complexity =
 mean percentile rank of loss_pre and loss_cur vs over_hard + wrong_answer; quality = -quality vs garbled;
 diversity = -knn_sim vs rare families), flag precision/recall per signal and arm, accuracy mean/std per arm,
-teacher requests/tokens per arm, and `oracle_gain` / `retrain_gain` (final - eval@1) when those arms ran. The
-teacher is the SIMULATED one when params.yaml has teacher.backend: sim.
+teacher requests/tokens per arm, `defects_left` (defective samples of the final dataset by `middo.demo.audit`, mean
+per arm), and `oracle_gain` / `retrain_gain` (final - eval@1) when those arms ran. The teacher is the SIMULATED one
+when params.yaml has teacher.backend: sim.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def arm_result(dest: Path) -> dict:
         "eval_final": summary["eval_final"],
         "signals": first_round,
         "teacher": usage,
+        "defects": {r: counts["defective"] for r, counts in summary["defects"].items()},
     }
 
 
@@ -223,6 +225,8 @@ def aggregate(results: dict[tuple[int, str], dict], arms: list[str]) -> dict:
               "final": mean_spread(per_seed(arm, lambda r: r["eval_final"]))}
         for arm in arms
     }
+    out["defects_left"] = {arm: mean_spread(per_seed(arm, lambda r: r["defects"][max(r["defects"])]))["mean"]
+                           for arm in arms}
     out["teacher"] = {
         arm: {k: mean_spread(per_seed(arm, lambda r, k=k: r["teacher"].get(k, math.nan)))["mean"]
               for k in ("requests", "prompt_tokens", "completion_tokens", "children_accepted")}
@@ -246,14 +250,20 @@ def _f(value) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
+def _defects(by_round: dict[int, int]) -> str:
+    """Defective samples of D(0) and of the last dataset, e.g. `900->412`."""
+    return f"{by_round[min(by_round)]}->{by_round[max(by_round)]}" if by_round else "-"
+
+
 def print_tables(results: dict[tuple[int, str], dict], figures: dict) -> None:
-    print(f"{'seed':>4} {'arm':<8}{'eval@1':>8}{'final':>8}{'gain':>8}{'requests':>10}{'tokens':>9}{'accepted':>10}")
+    print(f"{'seed':>4} {'arm':<8}{'eval@1':>8}{'final':>8}{'gain':>8}{'requests':>10}{'tokens':>9}{'accepted':>10}"
+          f"{'defects':>14}")
     for (seed, arm), r in sorted(results.items()):
         t = r["teacher"]
         tokens = t.get("prompt_tokens", 0) + t.get("completion_tokens", 0)
         print(f"{seed:>4} {arm:<8}{_f(r['eval_first']):>8}{_f(r['eval_final']):>8}"
               f"{_f(r['eval_final'] - r['eval_first']):>8}{t.get('requests', 0):>10}{tokens:>9}"
-              f"{t.get('children_accepted', 0):>10}")
+              f"{t.get('children_accepted', 0):>10}{_defects(r['defects']):>14}")
     print(f"\n{'signal':<11}{'AUROC':>7}  " + "  ".join(f"{arm + ' P/R':>14}" for arm in figures["arms"]))
     for s in SIGNALS:
         cells = [figures["flags"][arm][s] for arm in figures["arms"]]
