@@ -17,8 +17,9 @@ arm, mean over seeds), `gain_vs_random` (final middo - final random), `auroc` (p
 mean percentile rank of loss_pre and loss_cur vs over_hard + wrong_answer; quality = -quality vs garbled;
 diversity = -knn_sim vs rare families), flag precision/recall per signal and arm, accuracy mean/std per arm,
 teacher requests/tokens per arm, `defects_left` (defective samples of the final dataset by `middo.demo.audit`, mean
-per arm), and `oracle_gain` / `retrain_gain` (final - eval@1) when those arms ran. The teacher is the SIMULATED one
-when params.yaml has teacher.backend: sim.
+per arm), `auroc_quality_self_judge` (quality as M1 rates itself, `judge.mode: logits`, against garbled prompts,
+whatever judge the arms used), and `oracle_gain` / `retrain_gain` (final - eval@1) when those arms ran. The
+teacher is the SIMULATED one when params.yaml has teacher.backend: sim.
 """
 
 from __future__ import annotations
@@ -35,15 +36,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from middo.data.schema import read_samples, write_samples
+from middo.demo.findings import ground_truth
 from middo.demo.generate import SuiteConfig, write_suite
-from middo.demo.metrics import mean_spread
+from middo.demo.metrics import auroc, mean_spread
 from middo.demo.oracle import oracle_round
 from middo.demo.report import demo_summary
 from middo.pipeline.build import build_pipeline
 from middo.pipeline.config import LoopConfig
+from middo.tables import join_by_id
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = {"middo": {}, "random": {"select": {"mode": "random"}}, "nogate": {"refine": {"gate": False}}, "oracle": {},
@@ -174,6 +178,23 @@ def run_control(arm: str, dest: Path, params: dict, seed: int, reuse: Path | Non
     return time.perf_counter() - started
 
 
+def self_judge_auroc(dest: Path, params: dict) -> float:
+    """AUROC against garbled prompts of round 1's quality as the round model M1 rates itself (`judge.mode: logits`),
+    whatever judge the run used; computed once into `data/r1/ratings_self.parquet` and reused."""
+    out = dest / "data" / "r1"
+    ratings = out / "ratings_self.parquet"
+    if not ratings.exists():
+        self_params = {**params, "judge": {**params["judge"], "mode": "logits"}}
+        (dest / "params_self_judge.yaml").write_text(yaml.safe_dump(self_params, sort_keys=False), encoding="utf-8")
+        argv = [sys.executable, "-m", "stages.judge", "--data", "data/r0/dataset.parquet", "--model", "models/r1",
+                "--output", str(ratings.relative_to(dest)), "--metrics", "data/r1/judge_self.json",
+                "--plot", "data/r1/judge_self_hist.csv", "--params", "params_self_judge.yaml"]
+        with (dest / "logs" / "judge-self.log").open("w", encoding="utf-8") as log:
+            subprocess.run(argv, cwd=dest, stdout=log, stderr=subprocess.STDOUT, check=True)
+    table = join_by_id(pl.read_parquet(ratings).select("id", "quality"), ground_truth(dest), "ratings", "seed set")
+    return auroc((-table["quality"]).to_list(), (table["planted"] == "garbled").to_list())
+
+
 def arm_result(dest: Path) -> dict:
     """Eval accuracy, round-1 signal findings and summed teacher usage of a finished run (NaN findings when the
     run has no signals: the controls)."""
@@ -213,6 +234,8 @@ def aggregate(results: dict[tuple[int, str], dict], arms: list[str]) -> dict:
         if control in arms:
             gain = mean_spread(per_seed(control, lambda r: r["eval_final"] - r["eval_first"]))
             out[f"{control}_gain"], out[f"{control}_gain_std"] = gain["mean"], gain["std"]
+    out["auroc_quality_self_judge"] = mean_spread(
+        [r["self_judge_auroc"] for r in results.values() if "self_judge_auroc" in r])["mean"]
     out["auroc"] = {s: mean_spread(per_seed(first_arm, lambda r, s=s: r["signals"][s]["auroc"]))["mean"]
                     for s in SIGNALS}
     out["flags"] = {
@@ -269,6 +292,8 @@ def print_tables(results: dict[tuple[int, str], dict], figures: dict) -> None:
         cells = [figures["flags"][arm][s] for arm in figures["arms"]]
         pr = "  ".join(f"{_f(c['precision']) + '/' + _f(c['recall']):>14}" for c in cells)
         print(f"{s:<11}{_f(figures['auroc'][s]):>7}  {pr}")
+    print(f"quality as the round model rates itself (judge.mode logits), AUROC vs garbled: "
+          f"{_f(figures['auroc_quality_self_judge'])}")
     for arm, acc in figures["accuracy"].items():
         print(f"{arm:<8} accuracy seed {_f(acc['seed']['mean'])} ± {_f(acc['seed']['std'])} -> final "
               f"{_f(acc['final']['mean'])} ± {_f(acc['final']['std'])} over {acc['final']['n']} seeds")
@@ -318,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
             if arm not in CONTROLS:  # they run only part of round 1, so later arms cannot copy from them
                 first_dir = first_dir or dest
             results[(seed, arm)] = arm_result(dest)
+            if arm not in CONTROLS and dest == first_dir:
+                results[(seed, arm)]["self_judge_auroc"] = self_judge_auroc(dest, params)
     figures = aggregate(results, arms)
     print_tables(results, figures)
     figures["wall_s"] = {key: round(value, 1) for key, value in wall.items()}
