@@ -85,6 +85,7 @@ def make_run(project: Path, noise: float) -> pl.DataFrame:
     write_metrics({"exact_match": 0.5}, project / "data" / "r2" / "eval.json")
     usage = {"requests": 12, "prompt_tokens": 900, "completion_tokens": 80, "cache_hits": 0}
     write_metrics({"teacher_usage": usage, "total": {"requested": 6, "accepted": 4}}, out / "refine.json")
+    write_metrics({"mode": "openai", "teacher_usage": {**usage, "simulated": True}}, out / "judge.json")
     return frame
 
 
@@ -113,11 +114,15 @@ def test_summary_and_cli_print_defects_found_and_eval(tmp_path):
     assert sum(counts["total"].values()) == 300 and counts["hard"]["over_hard"] > 0
     text = format_summary(summary)
     assert "AUROC" in text and "eval@1 0.250" in text and "eval@2 0.500" in text
+    assert "ratings (quality signal) by: SIMULATED judge (openai)" in text
     result = CliRunner().invoke(app, ["demo", "--project", str(tmp_path), "--no-repro"])
     assert result.exit_code == 0, result.output
     assert "complexity" in result.output and "final model (eval@2) 0.500" in result.output
     report = (tmp_path / "report.html").resolve()
     assert f"report: {report}" in result.output and report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert "quality ratings: SIMULATED judge" in report.read_text(encoding="utf-8")
+    write_metrics({"mode": "logits"}, tmp_path / "data" / "r1" / "judge.json")
+    assert "by: the round model (logits)" in format_summary(demo_summary(tmp_path))
     for r in (1, 2):  # a run stopped after refine-1: the findings still print, the eval line does not
         (tmp_path / "data" / f"r{r}" / "eval.json").unlink()
     partial = demo_summary(tmp_path)

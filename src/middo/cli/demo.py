@@ -14,7 +14,7 @@ from middo.cli.main import app
 from middo.errors import MiddoError
 
 demo_app = typer.Typer(
-    help="The bundled offline demo: a task suite with planted defects and a SIMULATED teacher.",
+    help="The bundled offline demo: a task suite with planted defects, a SIMULATED teacher and judge.",
     invoke_without_command=True,
 )
 app.add_typer(demo_app, name="demo")
@@ -56,7 +56,7 @@ def _repro(project: Path) -> None:
         from middo.pipeline.unroll import unroll
 
         typer.echo(f"no dvc.yaml: writing {unroll(project / 'params.yaml', None, project / 'dvc.yaml')}")
-    typer.echo("running `dvc repro` (the teacher is SIMULATED when params.yaml has teacher.backend: sim)")
+    typer.echo("running `dvc repro` (teacher and judge are SIMULATED when params.yaml has teacher.backend: sim)")
     # dvc.yaml runs `python -m stages.<name>`: put this interpreter first so an unactivated venv still works.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, check=False)

@@ -31,6 +31,7 @@ def demo_summary(project: str | Path) -> dict:
         table = round_table(project, r)
         summary["rounds"][r] = {"signals": signal_findings(table), "planted_by_flag": planted_by_flag(table)}
     summary["teacher"] = {r: teacher_usage(project, r) for r in refine_rounds}
+    summary["judge"] = {r: judge_kind(project, r) for r in refine_rounds}
     summary["defects"] = dataset_defects(project)
     summary["eval_first"] = summary["eval_final"] = math.nan
     if evals:
@@ -45,6 +46,19 @@ def dataset_defects(project: str | Path) -> dict[int, dict[str, int]]:
         frame = pl.read_parquet(Path(project) / "data" / f"r{r}" / "dataset.parquet", columns=["messages"])
         found[r] = audit_counts(frame["messages"].to_list())
     return found
+
+
+def judge_kind(project: str | Path, r: int) -> str:
+    """Who rated round `r`: `the round model (logits)`, `SIMULATED judge (openai)`, ... from `judge.json`."""
+    path = Path(project) / "data" / f"r{r}" / "judge.json"
+    if not path.exists():
+        return "unknown (no judge.json)"
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    mode = metrics.get("mode", "?")
+    if mode != "openai":
+        return f"the round model ({mode})"
+    usage = metrics.get("teacher_usage") or {}
+    return f"{'SIMULATED judge' if usage.get('simulated') else usage.get('model', 'endpoint')} ({mode})"
 
 
 def teacher_usage(project: str | Path, r: int) -> dict:
@@ -77,6 +91,8 @@ def format_summary(summary: dict) -> str:
             s = found["signals"][signal.name]
             lines.append(f"  {signal.name:<11}{s['target']:<26}{_fmt(s['auroc']):>7}{_fmt(s['precision']):>11}"
                          f"{_fmt(s['recall']):>8}{s['flagged']:>9}")
+        if summary.get("judge", {}).get(r):
+            lines.append(f"  ratings (quality signal) by: {summary['judge'][r]}")
         usage = summary["teacher"].get(r) or {}
         if usage:
             lines.append("  teacher (SIMULATED if teacher.backend is sim): "

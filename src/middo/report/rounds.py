@@ -50,7 +50,19 @@ def _signals(outputs: RoundOutputs) -> str:
     marks = thresholds(outputs.metrics.get("select"))
     charts = "".join(svg.histogram(values, name, marks.get(name)) for name, values in outputs.signals.items())
     note = "" if marks else '<p class="note">no thresholds found in select.json</p>'
+    note += _judge_note(outputs.metrics.get("judge"))
     return f'<h3>Signals and select thresholds</h3>{note}<div class="charts">{charts}</div>'
+
+
+def _judge_note(judge: dict | None) -> str:
+    """Who gave the ratings behind `quality`, loudly when it was the demo's simulated judge."""
+    if not isinstance(judge, dict) or "mode" not in judge:
+        return ""
+    usage = judge.get("teacher_usage") if isinstance(judge.get("teacher_usage"), dict) else {}
+    if judge["mode"] == "openai" and usage.get("simulated"):
+        return '<p class="note"><b>quality ratings: SIMULATED judge</b> (demo rules on a loopback server)</p>'
+    who = usage.get("model", "the teacher endpoint") if judge["mode"] == "openai" else "the round model"
+    return f'<p class="note">quality ratings: {escape(str(who))} (judge.mode {escape(str(judge["mode"]))})</p>'
 
 
 def _refine(outputs: RoundOutputs) -> str:
