@@ -14,6 +14,7 @@ import polars as pl
 from middo.data.schema import prompt_messages
 from middo.errors import InputError, MiddoError
 from middo.refine.config import RefineConfig
+from middo.refine.history import earlier_notes
 from middo.refine.parse import extract_final
 from middo.refine.prompts import cut, prompt_text, respond_messages, rewrite_messages, synthesize_messages
 from middo.tables import join_by_id
@@ -31,6 +32,8 @@ class Task:
     variant: int
     messages: list[dict]
     hints: tuple[str, ...] = ()
+    earlier: tuple[str, ...] = ()
+    """Notes on this op's attempts on the parent in an earlier round (`middo.refine.history`)."""
 
     @property
     def key(self) -> str:
@@ -59,7 +62,7 @@ def plan_tasks(samples: pl.DataFrame, flags: pl.DataFrame, knn: pl.DataFrame, co
     """Tasks in dataset order; flags and the neighbours table must cover the dataset's ids 1:1."""
     table = join_by_id(samples.select("id"), flags.select("id", "hard", "sparse", "low_quality"), "dataset",
                        "flags table")
-    flagged = samples.select("id", "messages").join(table, on="id", how="left", maintain_order="left").filter(
+    flagged = samples.select("id", "messages", "meta").join(table, on="id", how="left", maintain_order="left").filter(
         pl.col("hard") | pl.col("sparse") | pl.col("low_quality"))
     sparse_ids = flagged.filter(pl.col("sparse"))["id"].to_list()
     neighbours = _neighbour_ids(samples, knn, sparse_ids, config.max_hints)
@@ -70,13 +73,14 @@ def plan_tasks(samples: pl.DataFrame, flags: pl.DataFrame, knn: pl.DataFrame, co
     tasks: list[Task] = []
     for row in flagged.iter_rows(named=True):
         messages = list(row["messages"])
-        if row["hard"]:
-            tasks.append(Task(row["id"], "simplify", 0, messages))
-        elif row["low_quality"]:
-            tasks.append(Task(row["id"], "improve", 0, messages))
+        rewrite = "simplify" if row["hard"] else "improve" if row["low_quality"] else None
+        if rewrite is not None:
+            tasks.append(Task(row["id"], rewrite, 0, messages, earlier=earlier_notes(row["meta"], rewrite)))
         if row["sparse"]:
             hints = tuple(hint_text[n] for n in neighbours[row["id"]])
-            tasks += [Task(row["id"], "synthesize", v, messages, hints) for v in range(config.synth_per_sample)]
+            earlier = earlier_notes(row["meta"], "synthesize")
+            tasks += [Task(row["id"], "synthesize", v, messages, hints, earlier)
+                      for v in range(config.synth_per_sample)]
     return tasks
 
 
@@ -102,9 +106,10 @@ class TeacherFailure(MiddoError):
 def prompt_request(task: Task, config: RefineConfig, temperature: float) -> ChatRequest:
     """The phase-one request of a task: write the new prompt."""
     if task.op == "synthesize":
-        messages = synthesize_messages(task.messages, list(task.hints), task.variant, config.synth_per_sample)
+        messages = synthesize_messages(task.messages, list(task.hints), task.variant, config.synth_per_sample,
+                                       task.earlier)
     else:
-        messages = rewrite_messages(task.op, task.messages)
+        messages = rewrite_messages(task.op, task.messages, task.earlier)
     return ChatRequest(messages=messages, temperature=temperature, max_tokens=config.prompt_max_tokens, op=task.op)
 
 

@@ -8,6 +8,9 @@ Contract (the simulated teacher in `middo.demo` relies on it; change both togeth
   for simplify and improve, its original response between `RESPONSE_OPEN` and `RESPONSE_CLOSE` inside the sample.
 - A synthesize request carries one hint per neighbour, each between `HINT_OPEN` and `HINT_CLOSE`, after the sample.
 - A respond request carries the new prompt between `PROMPT_OPEN` and `PROMPT_CLOSE`.
+- A sample that an earlier round already worked on carries, after the sample (and hints), one note per earlier
+  attempt of the same operation between `EARLIER_OPEN` and `EARLIER_CLOSE`: what became of it and why, so the
+  teacher writes something else (and the request differs, so the request cache does not return the same reply).
 - Every request asks for the final content between `FINAL_OPEN` and `FINAL_CLOSE` (see `middo.refine.parse`).
 
 A prompt of several turns is shown as `role: content` lines; the child is one user turn (after the parent's
@@ -23,6 +26,7 @@ SAMPLE_OPEN, SAMPLE_CLOSE = "<sample>", "</sample>"
 RESPONSE_OPEN, RESPONSE_CLOSE = "<response>", "</response>"
 HINT_OPEN, HINT_CLOSE = "<hint>", "</hint>"
 PROMPT_OPEN, PROMPT_CLOSE = "<prompt>", "</prompt>"
+EARLIER_OPEN, EARLIER_CLOSE = "<earlier>", "</earlier>"
 FINAL_OPEN, FINAL_CLOSE = "<final>", "</final>"
 PROMPT_OPS = ("simplify", "improve", "synthesize")
 RESPOND = "respond"
@@ -69,19 +73,31 @@ def prompt_text(messages: list[dict]) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in turns)
 
 
-def rewrite_messages(op: str, messages: list[dict]) -> list[dict]:
-    """A simplify or improve request: the sample's prompt and its original response."""
+def rewrite_messages(op: str, messages: list[dict], earlier: tuple[str, ...] = ()) -> list[dict]:
+    """A simplify or improve request: the sample's prompt and its original response, then notes on earlier
+    attempts (`earlier_notes`)."""
     body = f"{SAMPLE_OPEN}\n{prompt_text(messages)}\n{RESPONSE_OPEN}\n{response_text(messages)}\n{RESPONSE_CLOSE}\n"
-    return [system_message(op), {"role": "user", "content": body + SAMPLE_CLOSE}]
+    return [system_message(op), {"role": "user", "content": "\n".join([body + SAMPLE_CLOSE, *earlier_notes(earlier)])}]
 
 
-def synthesize_messages(messages: list[dict], hints: list[str], variant: int, variants: int) -> list[dict]:
-    """A synthesize request: the sparse sample's prompt, one hint per neighbour, and which variant this is."""
+def synthesize_messages(messages: list[dict], hints: list[str], variant: int, variants: int,
+                        earlier: tuple[str, ...] = ()) -> list[dict]:
+    """A synthesize request: the sparse sample's prompt, one hint per neighbour, which variant this is, and notes
+    on earlier attempts."""
     parts = [f"{SAMPLE_OPEN}\n{prompt_text(messages)}\n{SAMPLE_CLOSE}"]
     parts += [f"{HINT_OPEN}\n{hint}\n{HINT_CLOSE}" for hint in hints]
     if variants > 1:  # distinct requests, so the request cache does not return one task n times
         parts.append(f"Write variant {variant + 1} of {variants}: make it differ from the other variants.")
+    parts += earlier_notes(earlier)
     return [system_message("synthesize"), {"role": "user", "content": "\n".join(parts)}]
+
+
+def earlier_notes(earlier: tuple[str, ...]) -> list[str]:
+    """One tagged note per earlier attempt, then the request to write something different."""
+    if not earlier:
+        return []
+    notes = [f"{EARLIER_OPEN}\n{note}\n{EARLIER_CLOSE}" for note in earlier]
+    return [*notes, "Those earlier attempts are not to be repeated: write a different task."]
 
 
 def respond_messages(new_prompt: str) -> list[dict]:
