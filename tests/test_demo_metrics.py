@@ -123,6 +123,8 @@ def test_summary_and_cli_print_defects_found_and_eval(tmp_path):
     assert "quality ratings: SIMULATED judge" in report.read_text(encoding="utf-8")
     write_metrics({"mode": "logits"}, tmp_path / "data" / "r1" / "judge.json")
     assert "by: the round model (logits)" in format_summary(demo_summary(tmp_path))
+    write_metrics({"mode": "openai", "teacher_usage": {"model": "judge-x"}}, tmp_path / "data" / "r1" / "judge.json")
+    assert "by: judge-x (openai)" in format_summary(demo_summary(tmp_path))
     for r in (1, 2):  # a run stopped after refine-1: the findings still print, the eval line does not
         (tmp_path / "data" / f"r{r}" / "eval.json").unlink()
     partial = demo_summary(tmp_path)

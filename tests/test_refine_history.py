@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from middo.demo.teacher import simulate
+from middo.errors import InputError
 from middo.refine import prompts as P
 from middo.refine.config import RefineConfig
 from middo.refine.history import earlier_notes
@@ -30,7 +33,8 @@ def test_notes_read_back_what_merge_recorded_for_the_same_op_only():
                                                   "new sample.",)
     assert earlier_notes(meta, "simplify") == ()
     assert earlier_notes('{"family": "arith"}', "improve") == earlier_notes(None, "improve") == ()
-    assert earlier_notes("not json", "improve") == ()
+    with pytest.raises(InputError, match="sample s1: its `meta` is not JSON"):
+        earlier_notes("not json", "improve", "s1")
 
 
 def test_a_kept_parent_gets_a_different_request_next_round_and_a_fresh_one_does_not():

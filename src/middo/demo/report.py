@@ -19,6 +19,7 @@ from middo.demo.findings import (
     rounds_with,
     signal_findings,
 )
+from middo.report.collect import rated_by
 
 
 def demo_summary(project: str | Path) -> dict:
@@ -49,16 +50,11 @@ def dataset_defects(project: str | Path) -> dict[int, dict[str, int]]:
 
 
 def judge_kind(project: str | Path, r: int) -> str:
-    """Who rated round `r`: `the round model (logits)`, `SIMULATED judge (openai)`, ... from `judge.json`."""
+    """Who rated round `r` (`rated_by` of its `judge.json`)."""
     path = Path(project) / "data" / f"r{r}" / "judge.json"
     if not path.exists():
         return "unknown (no judge.json)"
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    mode = metrics.get("mode", "?")
-    if mode != "openai":
-        return f"the round model ({mode})"
-    usage = metrics.get("teacher_usage") or {}
-    return f"{'SIMULATED judge' if usage.get('simulated') else usage.get('model', 'endpoint')} ({mode})"
+    return rated_by(json.loads(path.read_text(encoding="utf-8")))
 
 
 def teacher_usage(project: str | Path, r: int) -> dict:

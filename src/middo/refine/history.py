@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 
+from middo.errors import InputError
+
 REASON_CHARS = 240
 
 
-def earlier_notes(meta: str | None, op: str) -> tuple[str, ...]:
-    """One note per earlier attempt of `op` recorded in `meta` (a sample's meta JSON), oldest first."""
-    record = _refine_record(meta)
+def earlier_notes(meta: str | None, op: str, sample_id: str = "?") -> tuple[str, ...]:
+    """One note per earlier attempt of `op` recorded in `meta` (a sample's meta JSON), oldest first; a meta that is
+    not JSON is an error naming the sample."""
+    record = _refine_record(meta, sample_id)
     attempts = record.get("attempts") if isinstance(record.get("attempts"), list) else []
     notes = []
     for attempt in attempts:
@@ -31,12 +34,13 @@ def _note(round_number, attempt: dict) -> str:
     return f"{where} the {attempt['op']} attempt on this sample was not used: {reason}."
 
 
-def _refine_record(meta: str | None) -> dict:
+def _refine_record(meta: str | None, sample_id: str) -> dict:
     if not meta:
         return {}
     try:
         loaded = json.loads(meta)
-    except json.JSONDecodeError:
-        return {}
+    except json.JSONDecodeError as exc:
+        raise InputError(f"sample {sample_id}: its `meta` is not JSON ({exc}); write meta as a JSON object string "
+                         "or leave it empty") from exc
     record = loaded.get("refine") if isinstance(loaded, dict) else None
     return record if isinstance(record, dict) else {}

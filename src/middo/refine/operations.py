@@ -75,10 +75,10 @@ def plan_tasks(samples: pl.DataFrame, flags: pl.DataFrame, knn: pl.DataFrame, co
         messages = list(row["messages"])
         rewrite = "simplify" if row["hard"] else "improve" if row["low_quality"] else None
         if rewrite is not None:
-            tasks.append(Task(row["id"], rewrite, 0, messages, earlier=earlier_notes(row["meta"], rewrite)))
+            tasks.append(Task(row["id"], rewrite, 0, messages, earlier=earlier_notes(row["meta"], rewrite, row["id"])))
         if row["sparse"]:
             hints = tuple(hint_text[n] for n in neighbours[row["id"]])
-            earlier = earlier_notes(row["meta"], "synthesize")
+            earlier = earlier_notes(row["meta"], "synthesize", row["id"])
             tasks += [Task(row["id"], "synthesize", v, messages, hints, earlier)
                       for v in range(config.synth_per_sample)]
     return tasks

@@ -75,9 +75,9 @@ def prompt_text(messages: list[dict]) -> str:
 
 def rewrite_messages(op: str, messages: list[dict], earlier: tuple[str, ...] = ()) -> list[dict]:
     """A simplify or improve request: the sample's prompt and its original response, then notes on earlier
-    attempts (`earlier_notes`)."""
+    attempts (`middo.refine.history.earlier_notes`)."""
     body = f"{SAMPLE_OPEN}\n{prompt_text(messages)}\n{RESPONSE_OPEN}\n{response_text(messages)}\n{RESPONSE_CLOSE}\n"
-    return [system_message(op), {"role": "user", "content": "\n".join([body + SAMPLE_CLOSE, *earlier_notes(earlier)])}]
+    return [system_message(op), {"role": "user", "content": "\n".join([body + SAMPLE_CLOSE, *earlier_parts(earlier)])}]
 
 
 def synthesize_messages(messages: list[dict], hints: list[str], variant: int, variants: int,
@@ -88,11 +88,11 @@ def synthesize_messages(messages: list[dict], hints: list[str], variant: int, va
     parts += [f"{HINT_OPEN}\n{hint}\n{HINT_CLOSE}" for hint in hints]
     if variants > 1:  # distinct requests, so the request cache does not return one task n times
         parts.append(f"Write variant {variant + 1} of {variants}: make it differ from the other variants.")
-    parts += earlier_notes(earlier)
+    parts += earlier_parts(earlier)
     return [system_message("synthesize"), {"role": "user", "content": "\n".join(parts)}]
 
 
-def earlier_notes(earlier: tuple[str, ...]) -> list[str]:
+def earlier_parts(earlier: tuple[str, ...]) -> list[str]:
     """One tagged note per earlier attempt, then the request to write something different."""
     if not earlier:
         return []

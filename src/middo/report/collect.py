@@ -130,3 +130,14 @@ def thresholds(select_metrics: dict | None) -> dict[str, dict[str, float]]:
             if signal in key and number not in found.get(signal, {}).values():
                 found.setdefault(signal, {})[label] = number
     return found
+
+
+def rated_by(metrics: dict) -> str:
+    """Who gave the ratings recorded in a judge metrics dict: `SIMULATED judge (openai)`, `<model> (openai)` or
+    `the round model (<mode>)`."""
+    mode = metrics.get("mode", "?")
+    if mode != "openai":
+        return f"the round model ({mode})"
+    usage = metrics.get("teacher_usage") if isinstance(metrics.get("teacher_usage"), dict) else {}
+    who = "SIMULATED judge" if usage.get("simulated") else str(usage.get("model", "the teacher endpoint"))
+    return f"{who} ({mode})"

@@ -7,7 +7,7 @@ from html import escape
 import polars as pl
 
 from middo.report import svg
-from middo.report.collect import FLAGS, RoundOutputs, flatten, numeric, thresholds
+from middo.report.collect import FLAGS, RoundOutputs, flatten, numeric, rated_by, thresholds
 from middo.report.diff import diff_datasets
 from middo.report.examples import Example, lineage_examples
 from middo.report.markup import missing, table
@@ -58,11 +58,10 @@ def _judge_note(judge: dict | None) -> str:
     """Who gave the ratings behind `quality`, loudly when it was the demo's simulated judge."""
     if not isinstance(judge, dict) or "mode" not in judge:
         return ""
-    usage = judge.get("teacher_usage") if isinstance(judge.get("teacher_usage"), dict) else {}
-    if judge["mode"] == "openai" and usage.get("simulated"):
-        return '<p class="note"><b>quality ratings: SIMULATED judge</b> (demo rules on a loopback server)</p>'
-    who = usage.get("model", "the teacher endpoint") if judge["mode"] == "openai" else "the round model"
-    return f'<p class="note">quality ratings: {escape(str(who))} (judge.mode {escape(str(judge["mode"]))})</p>'
+    who = rated_by(judge)
+    if who.startswith("SIMULATED"):
+        return f'<p class="note"><b>quality ratings: {escape(who)}</b> (demo rules on a loopback server)</p>'
+    return f'<p class="note">quality ratings: {escape(who)}</p>'
 
 
 def _refine(outputs: RoundOutputs) -> str:
