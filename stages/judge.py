@@ -1,36 +1,29 @@
 """Judge stage: six 0-10 ratings per sample (prompt and response: factuality, clarity, completeness) and `quality`.
 
-    python -m stages.judge --data data/r<p>/dataset.parquet --model models/r<r> \
-        --output data/r<r>/ratings.parquet --metrics data/r<r>/judge.json --plot data/r<r>/judge_hist.csv
-
-Reads params sections `model`, `judge` and `teacher` (the endpoint that judges when `judge.mode` is `openai`).
+dvc.yaml: python -m stages.judge --data data/r<p>/dataset.parquet --model models/r<r>
+          --output data/r<r>/ratings.parquet --metrics data/r<r>/judge.json --plot data/r<r>/judge_hist.csv
+params: model, judge, teacher (the endpoint that judges in `judge.mode: openai`; its API key comes from the
+        environment variable named by `teacher.api_key_env`)
 """
 
 from __future__ import annotations
 
-import argparse
+from contextlib import nullcontext
 
-from middo.config import load_params, section
+from middo.config import section
 from middo.model.config import ModelConfig
 from middo.signals.config import JudgeConfig
-from middo.signals.judge import run_judge
-from middo.teacher import TeacherConfig
+from middo.signals.judge import Judge, JudgePaths, run_judge
+from middo.stage import stage_main
+from middo.teacher import TeacherConfig, make_teacher
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="dataset D(r-1) (Parquet)")
-    parser.add_argument("--model", required=True, help="round model Mr (the judge in modes logits and generate)")
-    parser.add_argument("--output", required=True, help="ratings table to write (Parquet)")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
-    parser.add_argument("--plot", required=True, help="histogram CSV of the ratings (DVC plot data)")
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    model_cfg = section(ModelConfig, params, "model")
+@stage_main(JudgePaths, __doc__)
+def main(paths: JudgePaths, params: dict) -> None:
     judge_cfg = section(JudgeConfig, params, "judge")
     teacher_cfg = section(TeacherConfig, params, "teacher")
-    run_judge(args.data, args.model, args.output, args.metrics, args.plot, model_cfg, judge_cfg, teacher_cfg)
+    with make_teacher(teacher_cfg) if judge_cfg.mode == "openai" else nullcontext() as teacher:
+        run_judge(paths, Judge(judge_cfg, paths.model, section(ModelConfig, params, "model"), teacher))
 
 
 if __name__ == "__main__":

@@ -1,32 +1,21 @@
-"""Demo only: build the base model M0 (tokenizer trained on the corpus) and pretrain it briefly on plain text.
+"""Pretrain stage (only when params.yaml has a `pretrain` section): build the base model M0 from a config, with a
+tokenizer trained on the corpus, and pretrain it briefly on plain text.
 
-dvc.yaml: python -m stages.pretrain --texts data/demo/corpus.txt --output models/base --metrics models/base.json
-params: pretrain.*, model.*
+dvc.yaml: python -m stages.pretrain --texts <pretrain.corpus> --output <model.base> --metrics <model.base>.json
+params: model, pretrain
 """
 
 from __future__ import annotations
 
-import argparse
-
-from middo.config import load_params, section
-from middo.log import write_metrics
+from middo.config import section
 from middo.model.config import ModelConfig, PretrainConfig
-from middo.model.pretrain import build_and_pretrain
+from middo.model.pretrain import PretrainPaths, run_pretrain
+from middo.stage import stage_main
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", required=True, nargs="+", help="plain-text files, one text per line")
-    parser.add_argument("--output", required=True, help="output model dir")
-    parser.add_argument("--metrics", required=True, help="metrics JSON")
-    parser.add_argument("--log", default=None, help="per-step loss CSV (a DVC plot)")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    config = section(PretrainConfig, params, "pretrain")
-    model_config = section(ModelConfig, params, "model")
-    metrics = build_and_pretrain(args.texts, args.output, config, model_config, args.log)
-    write_metrics(metrics, args.metrics)
+@stage_main(PretrainPaths, __doc__)
+def main(paths: PretrainPaths, params: dict) -> None:
+    run_pretrain(paths, section(PretrainConfig, params, "pretrain"), section(ModelConfig, params, "model"))
 
 
 if __name__ == "__main__":

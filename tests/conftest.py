@@ -48,3 +48,14 @@ def tiny_model_dir(tmp_path_factory, tiny_corpus) -> Path:
     from middo.model.build import init_base_model
 
     return init_base_model(tmp_path_factory.mktemp("tiny_model"), [tiny_corpus], size="tiny", seed=0)
+
+
+def stage_error(capsys, main, args: list[str]) -> str:
+    """Run a stage script's `main(args)`, expecting its one-line error and exit code 1; return that line."""
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]) and "Traceback" not in err, err
+    return errors[0]

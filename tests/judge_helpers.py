@@ -7,7 +7,7 @@ from pathlib import Path
 from middo.data.schema import sample_id
 from middo.model.config import ModelConfig, TrainConfig
 from middo.model.train import train_sft
-from middo.signals.judge_prompts import sample_rating_messages
+from middo.signals.judge_prompts import load_judge_prompts
 
 
 def make_samples(n: int) -> list[dict]:
@@ -35,7 +35,7 @@ def trained_judge(base: Path, answer: str, out_dir: Path) -> Path:
         return _TRAINED[str(base), answer]
     rows = [
         {"id": f"r{j}", "messages": [*messages, {"role": "assistant", "content": answer}]}
-        for j, messages in enumerate(sample_rating_messages(make_samples(1)[0]["messages"]))
+        for j, messages in enumerate(load_judge_prompts().sample_rating_messages(make_samples(1)[0]["messages"]))
     ]
     config = TrainConfig(epochs=30, lr=5e-3, warmup_ratio=0.0, token_budget=8192)
     train_sft(base, rows, config, ModelConfig(base=str(base), device="cpu"), out_dir, progress=False)

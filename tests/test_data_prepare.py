@@ -1,54 +1,55 @@
 """The `data` params section and the prepare stage end to end."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import stage_error
 
 from middo.config import from_dict, load_params, section
 from middo.data.config import DataConfig
 from middo.data.schema import read_samples
-from middo.errors import ConfigError, InputError
+from middo.errors import ConfigError
 from stages import prepare as prepare_stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 
 
 def test_data_config_reads_a_list_or_a_path_and_rejects_bad_values():
-    assert section(DataConfig, {}, "data").seed_inputs == ("data/demo/seed.jsonl",)
-    config = from_dict(DataConfig, {"seed": ["a.jsonl", "b.json"], "on_error": "skip"}, "data")
+    with pytest.raises(ConfigError, match="data.seed is required"):
+        section(DataConfig, {}, "data")
+    config = from_dict(DataConfig, {"seed": ["a.jsonl", "b.json"], "eval": "e.jsonl", "on_error": "skip"}, "data")
     assert config.seed_inputs == ("a.jsonl", "b.json") and config.on_error == "skip"
     with pytest.raises(ConfigError, match="choose one of"):
-        from_dict(DataConfig, {"on_error": "ignore"}, "data")
+        from_dict(DataConfig, {"seed": "s", "eval": "e", "on_error": "ignore"}, "data")
     with pytest.raises(ConfigError, match="data.seed is empty"):
-        from_dict(DataConfig, {"seed": ""}, "data")
+        from_dict(DataConfig, {"seed": "", "eval": "e"}, "data")
     with pytest.raises(ConfigError, match="did you mean data.format"):
         from_dict(DataConfig, {"formt": "alpaca"}, "data")
 
 
 def test_shipped_params_has_a_valid_data_section():
     params_path = Path(__file__).resolve().parents[1] / "params.yaml"
-    if not params_path.exists():
-        pytest.skip("params.yaml not generated yet")
     section(DataConfig, load_params(params_path), "data")
 
 
 def _params(tmp_path, **data):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"data": data}))
+    path.write_text(yaml.safe_dump({"data": {"seed": "unused.jsonl", "eval": "unused.jsonl", **data}}))
     return str(path)
 
 
-def test_prepare_stage_writes_both_datasets_and_counts(tmp_path):
+def test_prepare_stage_writes_both_datasets_and_counts(tmp_path, capsys):
     seed = shutil.copy(FIXTURES / "alpaca_bad_rows.jsonl", tmp_path / "seed.jsonl")
     held_out = shutil.copy(FIXTURES / "sharegpt.json", tmp_path / "eval.json")
     out, eval_out, metrics = tmp_path / "r0" / "dataset.parquet", tmp_path / "eval.parquet", tmp_path / "m.json"
     args = ["--input", str(seed), "--eval-input", str(held_out), "--output", str(out), "--eval-output",
             str(eval_out), "--metrics", str(metrics)]
-    with pytest.raises(InputError, match=r"seed\.jsonl line 2: not valid JSON"):
-        prepare_stage.main([*args, "--params", _params(tmp_path)])
+    error = stage_error(capsys, prepare_stage.main, [*args, "--params", _params(tmp_path)])
+    assert re.search(r"seed\.jsonl line 2: not valid JSON", error)
     assert not out.exists()
     prepare_stage.main([*args, "--params", _params(tmp_path, on_error="skip", source="demo")])
     result = json.loads(metrics.read_text())

@@ -16,10 +16,12 @@ from middo.demo.sim_judge import GOOD, is_rating_request, rate, sample_ratings
 from middo.demo.tasks import render, solve
 from middo.demo.teacher import FRAMES, simulate
 from middo.signals.config import JudgeConfig
-from middo.signals.judge import judge_samples
+from middo.signals.judge import Judge, judge_samples
 from middo.signals.judge_parse import parse_rating
-from middo.signals.judge_prompts import ASPECTS, sample_rating_messages
-from middo.teacher.config import TeacherConfig
+from middo.signals.judge_prompts import ASPECTS, load_judge_prompts
+from middo.teacher import TeacherConfig, make_teacher
+
+RATING = load_judge_prompts()
 
 
 def chat(prompt: str, answer: str) -> list[dict]:
@@ -59,7 +61,7 @@ def test_typos_lower_clarity_and_a_missing_part_lowers_completeness():
 
 def test_unreadable_prompts_rate_low_and_other_requests_are_not_rating_prompts():
     assert np.mean(list(sample_ratings("Tell me something nice.", "Sure.").values())) < 5
-    messages = sample_rating_messages(chat("What is 2 + 3?", "5"))
+    messages = RATING.sample_rating_messages(chat("What is 2 + 3?", "5"))
     assert all(is_rating_request(m[0]["content"]) for m in messages)
     assert [rate(m[0]["content"]) for m in messages] == [GOOD] * len(ASPECTS)
     assert not is_rating_request("What is 2 + 3?") and rate("What is 2 + 3?") is None
@@ -68,7 +70,7 @@ def test_unreadable_prompts_rate_low_and_other_requests_are_not_rating_prompts()
 def quality(rows: list[dict], error_rate: float) -> np.ndarray:
     """Mean of the non-NaN parsed ratings per row, each rating answered by `simulate`."""
     ratings = [[parse_rating(simulate({"messages": messages}, error_rate).text)
-                for messages in sample_rating_messages(row["messages"])] for row in rows]
+                for messages in RATING.sample_rating_messages(row["messages"])] for row in rows]
     return np.nanmean(np.array(ratings, dtype=float), axis=1)
 
 
@@ -84,7 +86,7 @@ def test_quality_ranks_planted_prompt_and_answer_defects_low_on_a_suite():
 
 def test_errors_are_careless_or_unparseable_ratings_at_the_configured_rate():
     rows = seed_rows(SuiteConfig(n_seed=200, seed=6))
-    outcomes = [simulate({"messages": m}, 0.3) for row in rows for m in sample_rating_messages(row["messages"])]
+    outcomes = [simulate({"messages": m}, 0.3) for row in rows for m in RATING.sample_rating_messages(row["messages"])]
     modes = {mode: sum(o.mode == mode for o in outcomes) / len(outcomes) for mode in ("wrong", "unmarked")}
     assert 0.06 < modes["wrong"] < 0.14 and 0.06 < modes["unmarked"] < 0.14
     assert all(math.isnan(parse_rating(o.text)) for o in outcomes if o.mode == "unmarked")
@@ -94,13 +96,15 @@ def test_errors_are_careless_or_unparseable_ratings_at_the_configured_rate():
 def test_openai_judge_mode_reads_the_simulated_judge_over_http():
     rows = seed_rows(SuiteConfig(n_seed=100, seed=7))[:60]
     samples = [{"id": f"s{i}", "messages": row["messages"]} for i, row in enumerate(rows)]
-    teacher_cfg = TeacherConfig(backend="sim", sim_error_rate=0.2, concurrency=4, backoff_base_s=0.0)
-    result = judge_samples(samples, "unused", None, JudgeConfig(mode="openai"), teacher_cfg)
+    teacher_cfg = TeacherConfig(backend="sim", options={"error_rate": 0.2}, concurrency=4, backoff_base_s=0.0)
+    with make_teacher(teacher_cfg) as teacher:
+        result = judge_samples(samples, Judge(JudgeConfig(mode="openai"), "unused", None, teacher))
+        usage = teacher.usage()
     unmarked = sum(simulate({"messages": m}, 0.2).mode == "unmarked"
-                   for row in rows for m in sample_rating_messages(row["messages"]))
+                   for row in rows for m in RATING.sample_rating_messages(row["messages"]))
     assert result.metrics["parse_failures"] == unmarked > 0
     assert result.metrics["nan_ratings"] == unmarked and result.metrics["failed_requests"] == 0
-    assert result.metrics["teacher_usage"]["simulated"] is True
+    assert usage["simulated"] is True and usage["requests"] == len(samples) * len(ASPECTS)
     expected = quality(rows, error_rate=0.2)
     assert result.table["id"].to_list() == [s["id"] for s in samples]
     assert np.allclose(result.table["quality"].to_numpy(), expected, equal_nan=True)

@@ -13,9 +13,12 @@ from middo.demo.families import FAMILIES
 from middo.demo.sim_teacher import make_sim_teacher
 from middo.demo.tasks import Item, family, recognise, render, solve
 from middo.demo.teacher import FRAMES, SIM_MODEL, between, running_sim_teacher, simulate
-from middo.refine import prompts as P
+from middo.refine import contract as P
+from middo.refine.prompts import load_refine_prompts
 from middo.teacher.config import TeacherConfig
 from middo.teacher.types import ChatRequest
+
+PROMPTS = load_refine_prompts()
 
 
 def chat(prompt: str, answer: str) -> list[dict]:
@@ -38,7 +41,7 @@ def items(hard: bool, per_family: int = 15, seed: int = 0) -> list[Item]:
 
 def test_respond_gives_the_correct_answer_in_markers():
     for item in items(hard=False) + items(hard=True):
-        outcome = simulate(body(P.respond_messages(render(item, 1))), error_rate=0.0)
+        outcome = simulate(body(PROMPTS.respond(render(item, 1))), error_rate=0.0)
         assert outcome.op == "respond" and final(outcome) == solve(item)
 
 
@@ -55,7 +58,7 @@ def test_every_family_reads_its_items_back_inside_every_teacher_frame():
 
 
 def test_teacher_tasks_vary_in_wording_so_few_copy_a_seed_prompt():
-    texts = [final(simulate(body(P.rewrite_messages("simplify", chat(render(item, 0), solve(item)))), 0.0))
+    texts = [final(simulate(body(PROMPTS.rewrite("simplify", chat(render(item, 0), solve(item)))), 0.0))
              for item in items(hard=True)]
     written = [recognise(text) for text in texts]
     plain = {render(item, t) for item in written for t in range(len(family(item.family).templates(item)))}
@@ -65,7 +68,7 @@ def test_teacher_tasks_vary_in_wording_so_few_copy_a_seed_prompt():
 def test_simplify_writes_the_one_step_form_of_an_over_hard_item():
     for item in items(hard=True):
         prompt = render(item, 0)
-        new = recognise(final(simulate(body(P.rewrite_messages("simplify", chat(prompt, solve(item)))), 0.0)))
+        new = recognise(final(simulate(body(PROMPTS.rewrite("simplify", chat(prompt, solve(item)))), 0.0)))
         assert new == family(item.family).simplify(item), prompt
         assert not family(new.family).is_hard(new)
 
@@ -74,7 +77,7 @@ def test_improve_rewrites_a_garbled_prompt_cleanly():
     rng = random.Random(1)
     for item in items(hard=False):
         prompt, how = garbled_prompt(item, 0, rng)
-        text = final(simulate(body(P.rewrite_messages("improve", chat(prompt, solve(item)))), 0.0))
+        text = final(simulate(body(PROMPTS.rewrite("improve", chat(prompt, solve(item)))), 0.0))
         new = recognise(text)
         assert new is not None and new.complete and new.family == item.family and text != prompt
         if how == "noise":  # typos only: the teacher recovers the very question
@@ -86,13 +89,13 @@ def test_synthesize_writes_a_new_item_of_the_sparse_family():
     rng = random.Random(2)
     for item in items(hard=False, per_family=5):
         hints = [family(item.family).draw(rng, hard=False) for _ in range(3)]
-        messages = P.synthesize_messages(chat(render(item, 0), solve(item)), [render(h, 1) for h in hints], 0, 2)
+        messages = PROMPTS.synthesize(chat(render(item, 0), solve(item)), [render(h, 1) for h in hints], 0, 2)
         new = recognise(final(simulate(body(messages), 0.0)))
         assert new is not None and new.family == item.family and new != item and new not in hints
 
 
 def test_errors_at_the_configured_rate_and_deterministic():
-    requests = [body(P.respond_messages(render(item, 0))) for item in items(hard=False, per_family=70, seed=3)]
+    requests = [body(PROMPTS.respond(render(item, 0))) for item in items(hard=False, per_family=70, seed=3)]
     outcomes = [simulate(request, error_rate=0.3, seed=5) for request in requests]
     assert outcomes == [simulate(request, error_rate=0.3, seed=5) for request in requests]
     modes = [o.mode for o in outcomes]
@@ -110,21 +113,21 @@ def test_errors_at_the_configured_rate_and_deterministic():
 
 
 def test_unrecognised_requests_get_no_marked_answer():
-    unknown = simulate(body(P.respond_messages("Write a poem about the sea.")), 0.0)
+    unknown = simulate(body(PROMPTS.respond("Write a poem about the sea.")), 0.0)
     no_op = simulate(body([{"role": "user", "content": "hello"}]), 0.0)
     for outcome in (unknown, no_op):
         assert not outcome.recognised and P.FINAL_OPEN not in outcome.text
     garbled_answer = noisy_words("Write a poem about the sea", random.Random(0), rate=1.0)
-    assert P.FINAL_OPEN not in simulate(body(P.respond_messages(garbled_answer)), 0.0).text
+    assert P.FINAL_OPEN not in simulate(body(PROMPTS.respond(garbled_answer)), 0.0).text
 
 
 def test_openai_client_gets_replies_from_the_loopback_server():
     prompt = "What is 347 + 589?"
-    with running_sim_teacher(TeacherConfig(backend="sim", sim_error_rate=0.0)) as base_url:
+    with running_sim_teacher(error_rate=0.0) as base_url:
         assert base_url.startswith("http://127.0.0.1:")
         client = OpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
         response = client.chat.completions.create(
-            model=SIM_MODEL, messages=P.rewrite_messages("simplify", chat(prompt, "936"))
+            model=SIM_MODEL, messages=PROMPTS.rewrite("simplify", chat(prompt, "936"))
         )
         assert "simulated" in response.model
         assert between(response.choices[0].message.content, P.FINAL_OPEN, P.FINAL_CLOSE) in phrasings(
@@ -133,9 +136,10 @@ def test_openai_client_gets_replies_from_the_loopback_server():
 
 
 def test_sim_backend_retries_past_simulated_server_errors():
-    cfg = TeacherConfig(backend="sim", sim_error_rate=0.9, max_retries=2, backoff_base_s=0.0, backoff_max_s=0.0)
+    cfg = TeacherConfig(backend="sim", options={"error_rate": 0.9}, max_retries=2, backoff_base_s=0.0,
+                        backoff_max_s=0.0)
     prompts = [render(item, 0) for item in items(hard=False, per_family=4, seed=9)]
-    requests = [ChatRequest(P.respond_messages(p), temperature=0.0, max_tokens=32, op="respond") for p in prompts]
+    requests = [ChatRequest(PROMPTS.respond(p), temperature=0.0, max_tokens=32, op="respond") for p in prompts]
     expected = [simulate({"messages": r.messages}, 0.9) for r in requests]
     with make_sim_teacher(cfg) as teacher:
         replies = teacher.complete(requests)
@@ -150,7 +154,7 @@ def test_sim_backend_retries_past_simulated_server_errors():
 
 @pytest.mark.parametrize("op", ["simplify", "improve"])
 def test_wrong_mode_of_prompt_ops_is_a_sloppy_task(op):
-    requests = [body(P.rewrite_messages(op, chat(render(item, 0), solve(item)))) for item in items(True, 20, 4)]
+    requests = [body(PROMPTS.rewrite(op, chat(render(item, 0), solve(item)))) for item in items(True, 20, 4)]
     sloppy = [o for o in (simulate(r, 0.5, seed=2) for r in requests) if o.mode == "wrong"]
     assert sloppy
     for outcome in sloppy:

@@ -6,7 +6,9 @@ import json
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from middo.cli.main import app
 from middo.data.schema import sample_id, write_samples
 from middo.errors import InputError
 from middo.report.diff import diff_datasets, resolve_dataset
@@ -49,8 +51,6 @@ def test_categories_follow_ids_and_parents(rounds):
 
 
 def test_lineage_through_a_middle_round_counts_a_twice_replaced_sample_once(tmp_path, rounds):
-    from typer.testing import CliRunner
-
     before, after, (a, b, c, d, simpler, better, new, orphan) = rounds
     again = _sample("easier question 0", "easy answer", 2, simpler["id"], "improve")
     from_child = _sample("another new question", "x", 2, simpler["id"], "synthesize")
@@ -64,7 +64,7 @@ def test_lineage_through_a_middle_round_counts_a_twice_replaced_sample_once(tmp_
     assert a["id"] in without.removed and again["id"] in {x.id for x in without.added}
     for r, frame in enumerate((before, after, final)):
         write_samples(frame, tmp_path / f"data/r{r}/dataset.parquet")
-    output = CliRunner().invoke(cli_app(), ["diff", "0", "2", "--project", str(tmp_path)]).output
+    output = CliRunner().invoke(app, ["diff", "0", "2", "--project", str(tmp_path)]).output
     assert f"replaced {a['id']} -> {again['id']} (improve)" in output and "removed: 1" in output
 
 
@@ -86,18 +86,11 @@ def test_round_numbers_resolve_to_dataset_files(tmp_path, rounds):
 
 
 def cli_app():
-    """The Typer app, or a skip while another command group's module is still missing."""
-    try:
-        from middo.cli.main import app
-    except ImportError as exc:
-        pytest.skip(f"middo CLI not importable yet: {exc}")
+    """The `middo` Typer app, for the test modules that import it from here."""
     return app
 
 
 def test_cli_prints_counts_lists_and_examples(tmp_path, rounds):
-    from typer.testing import CliRunner
-
-    app = cli_app()
     before, after, (a, _, _, d, simpler, *_) = rounds
     write_samples(before, tmp_path / "data/r0/dataset.parquet")
     write_samples(after, tmp_path / "data/r1/dataset.parquet")

@@ -11,7 +11,7 @@ from judge_helpers import make_samples
 
 from middo.model.config import ModelConfig
 from middo.signals.config import JudgeConfig
-from middo.signals.judge import histogram, judge_samples, ratings_table
+from middo.signals.judge import Judge, histogram, judge_samples, ratings_table
 from middo.signals.judge_parse import first_number, parse_rating
 from middo.signals.judge_prompts import ASPECTS
 
@@ -32,8 +32,9 @@ def test_reference_first_number_parser_is_lenient():
 
 def test_unparseable_generated_replies_are_nan_and_counted(tiny_model_dir):
     samples = make_samples(3)  # the untrained tiny model replies with noise, never a bare number
-    result = judge_samples(samples, tiny_model_dir, ModelConfig(base="unused", device="cpu"),
-                           JudgeConfig(mode="generate", max_new_tokens=4, token_budget=4096))
+    judge = Judge(JudgeConfig(mode="generate", max_new_tokens=4, token_budget=4096), tiny_model_dir,
+                  ModelConfig(base="unused", device="cpu"))
+    result = judge_samples(samples, judge)
     ratings = result.table.select(ASPECTS).to_numpy()
     assert np.isnan(ratings).all() and result.table["quality"].is_nan().all()
     assert result.metrics["parse_failures"] == 18 and result.metrics["nan_ratings"] == 18

@@ -12,7 +12,7 @@ from judge_helpers import make_samples, trained_judge
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
-from middo.signals.judge import judge_samples
+from middo.signals.judge import Judge, judge_samples
 from middo.signals.judge_encode import encode_ratings
 from middo.signals.judge_local import rate_local, shared_prefix
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
@@ -25,13 +25,13 @@ CPU = ModelConfig(base="unused", device="cpu")
 def test_judge_trained_on_one_answer_rates_near_it(tiny_model_dir, tmp_path_factory, answer):
     judge = trained_judge(tiny_model_dir, answer, tmp_path_factory.mktemp(f"judge{answer}"))
     samples = make_samples(6)  # the judge saw the rating prompts of the first sample only
-    result = judge_samples(samples, judge, CPU, JudgeConfig(mode="logits", token_budget=4096))
+    result = judge_samples(samples, Judge(JudgeConfig(mode="logits", token_budget=4096), judge, CPU))
     assert result.table["id"].to_list() == [s["id"] for s in samples]
     ratings = result.table.select(ASPECTS).to_numpy()
     np.testing.assert_allclose(ratings, float(answer), atol=0.5)
     np.testing.assert_allclose(result.table["quality"].to_numpy(), ratings.mean(axis=1))
     assert result.metrics["nan_ratings"] == 0 and result.metrics["score_mass_mean"] > 0.2
-    generated = judge_samples(samples[:3], judge, CPU, JudgeConfig(mode="generate", token_budget=4096))
+    generated = judge_samples(samples[:3], Judge(JudgeConfig(mode="generate", token_budget=4096), judge, CPU))
     assert np.all(generated.table.select(ASPECTS).to_numpy() == float(answer))
     assert generated.metrics["parse_failures"] == 0
 

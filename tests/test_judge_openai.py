@@ -10,9 +10,9 @@ from judge_helpers import make_samples
 
 from middo.model.config import ModelConfig
 from middo.signals.config import JudgeConfig
-from middo.signals.judge import judge_samples
-from middo.signals.judge_prompts import ASPECTS, QUESTIONS
-from middo.teacher import TeacherConfig
+from middo.signals.judge import Judge, judge_samples
+from middo.signals.judge_prompts import ASPECTS, load_judge_prompts
+from middo.teacher import TeacherConfig, make_teacher
 from middo.teacher.server import ChatServer, Reply
 
 KEY_ENV = "MIDDO_JUDGE_TEST_KEY"
@@ -20,7 +20,7 @@ KEY_ENV = "MIDDO_JUDGE_TEST_KEY"
 
 def _aspect(body: dict) -> str:
     content = body["messages"][-1]["content"]
-    return next(aspect for aspect in ASPECTS if QUESTIONS[aspect] in content)
+    return next(aspect for aspect in ASPECTS if load_judge_prompts().questions[aspect] in content)
 
 
 def _teacher(server: ChatServer, cache_path: str = "") -> TeacherConfig:
@@ -28,8 +28,12 @@ def _teacher(server: ChatServer, cache_path: str = "") -> TeacherConfig:
                          cache_path=cache_path, max_retries=0)
 
 
-def _judge(samples, teacher: TeacherConfig):
-    return judge_samples(samples, "unused", ModelConfig(base="unused"), JudgeConfig(mode="openai"), teacher)
+def _judge(samples, teacher_cfg: TeacherConfig):
+    with make_teacher(teacher_cfg) as teacher:
+        judge = Judge(JudgeConfig(mode="openai"), "unused", ModelConfig(base="unused"), teacher)
+        result = judge_samples(samples, judge)
+        result.metrics["teacher_usage"] = teacher.usage()
+    return result
 
 
 def with_logprobs(body: dict) -> Reply:

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from conftest import stage_error
 
-from middo.config import ConfigError
 from middo.errors import InputError
 from middo.signals.config import ClusterConfig
 from middo.signals.embeddings import save_embeddings
@@ -189,7 +189,7 @@ def test_neighbour_sims_of_new_queries():
     assert np.allclose(np.delete(got, 3, axis=0), np.delete(expected, 3, axis=0), atol=TOL)
 
 
-def test_stage_end_to_end(tmp_path):
+def test_stage_end_to_end(tmp_path, capsys):
     from stages.cluster import main
 
     vectors = clustered(400, 12)
@@ -207,6 +207,5 @@ def test_stage_end_to_end(tmp_path):
     assert 0 < metrics["recall"] <= 1 and metrics["recall_queries"] == 50
     assert metrics["knn_sim_min"] <= metrics["knn_sim_mean"] <= metrics["knn_sim_max"]
     params.write_text("cluster:\n  k: 0\n")
-    with pytest.raises(ConfigError, match="cluster.k"):
-        main(["--embeddings", str(tmp_path / "embeddings"), "--output", str(out), "--metrics", str(metrics_path),
-              "--params", str(params)])
+    args = ["--embeddings", str(tmp_path / "embeddings"), "--output", str(out), "--metrics", str(metrics_path)]
+    assert "cluster.k = 0" in stage_error(capsys, main, [*args, "--params", str(params)])

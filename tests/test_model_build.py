@@ -59,7 +59,9 @@ def test_sizes_have_the_documented_parameter_counts():
 def test_pretrain_stage_builds_and_lowers_loss(tiny_corpus, tmp_path):
     from stages.pretrain import main
 
-    params = {"pretrain": {"size": "tiny", "seq_len": 64, "batch_size": 8, "max_steps": 25, "lr": 5e-3}}
+    params = {"model": {"base": str(tmp_path / "base")},
+              "pretrain": {"corpus": str(tiny_corpus), "size": "tiny", "seq_len": 64, "batch_size": 8,
+                           "max_steps": 25, "lr": 5e-3}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     main(["--texts", str(tiny_corpus), "--output", str(tmp_path / "base"), "--metrics", str(tmp_path / "base.json"),
           "--params", str(tmp_path / "params.yaml")])  # fmt: skip

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from middo.data.schema import sample_id, write_samples
+from middo.errors import InputError
 from middo.model.config import EvalConfig, ModelConfig, TrainConfig
-from middo.model.evaluate import accuracy_by_family, answer_of, evaluate_model, normalise
+from middo.model.evaluate import accuracy_by_group, answer_of, evaluate_model, normalise
 from middo.model.load import load_model
 from middo.model.train import train_sft
 
@@ -60,6 +61,8 @@ def test_normalise_and_answer_parsing():
     assert normalise("  The  Answer\n is 4 ") == "the answer is 4"
     assert answer_of({"id": "a", "meta": '{"answer": 4}'}) == "4"
     assert answer_of({"id": "a", "meta": None}) is None
+    with pytest.raises(InputError, match="sample a: its `meta` is a JSON array"):  # not silently "no answer"
+        answer_of({"id": "a", "meta": '["4"]'})
 
 
 def test_eval_stage_end_to_end(memorised, tmp_path):
@@ -78,16 +81,19 @@ def test_eval_stage_end_to_end(memorised, tmp_path):
     assert metrics["exact_match"] == 1.0 and metrics["answer_samples"] == 3
 
 
-def test_exact_match_is_broken_down_by_family(memorised):
+def test_exact_match_is_broken_down_by_the_configured_meta_key(memorised):
     model, tokenizer = load_model(memorised, device="cpu")
     samples = qa_samples(QA, answers=["4", "blue", "a cat"])
     for sample, family in zip(samples, ["math", "colour", "colour"], strict=True):
         sample["meta"] = json.dumps({**json.loads(sample["meta"]), "family": family})
-    metrics = evaluate_model(model, tokenizer, samples, EvalConfig(max_new_tokens=8), progress=False)
+    grouped = EvalConfig(max_new_tokens=8, group_by="family")
+    metrics = evaluate_model(model, tokenizer, samples, grouped, progress=False)
     assert metrics["exact_match_by_family"] == {"colour": pytest.approx(1 / 2), "math": 1.0}
+    plain = evaluate_model(model, tokenizer, samples, EvalConfig(max_new_tokens=8), progress=False)
+    assert not any(key.startswith("exact_match_by_") for key in plain)
 
 
-def test_accuracy_by_family_leaves_out_samples_without_family():
+def test_accuracy_by_group_leaves_out_samples_without_the_key():
     samples = [{"id": "a", "meta": '{"family": "x"}'}, {"id": "b", "meta": "{}"}, {"id": "c", "meta": None}]
-    assert accuracy_by_family(samples, [True, False, False]) == {"x": 1.0}
-    assert accuracy_by_family(samples[1:], [True, True]) == {}
+    assert accuracy_by_group(samples, [True, False, False], "family") == {"x": 1.0}
+    assert accuracy_by_group(samples[1:], [True, True], "family") == {}

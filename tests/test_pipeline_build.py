@@ -10,15 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline_helpers import REPO, skip_unless_all_classes
+from test_pipeline_helpers import REPO
+
+from middo.demo.params import DEMO_PARAMS
 
 GOLDEN = Path(__file__).parent / "golden" / "dvc_2rounds.yaml"
-DEMO = {"model": {"base": "models/base"}}
-
-
-@pytest.fixture(autouse=True)
-def _classes():
-    skip_unless_all_classes()
+DEMO = DEMO_PARAMS
 
 
 def _build(rounds=2, params=DEMO, **kwargs):
@@ -41,7 +38,7 @@ def test_matches_golden_file():
 
 
 def test_is_deterministic_and_does_not_mutate_params():
-    params = {"model": {"base": "models/base"}, "loop": {"rounds": 5}}
+    params = {**DEMO_PARAMS, "loop": {"rounds": 5}}
     snapshot = yaml.safe_dump(params)
     assert _build(3, params) == _build(3, params)
     assert yaml.safe_dump(params) == snapshot
@@ -94,11 +91,29 @@ def test_score_reuses_previous_round_and_cache_is_not_an_output():
 
 
 def test_hub_base_model_has_no_pretrain_stage_and_no_base_dep():
-    stages = _build(1, {"model": {"base": "HuggingFaceTB/SmolLM2-135M"}})["stages"]
+    real = {"data": DEMO_PARAMS["data"], "model": {"base": "HuggingFaceTB/SmolLM2-135M"}}
+    stages = _build(1, real)["stages"]
     assert "pretrain" not in stages
     assert "--base HuggingFaceTB/SmolLM2-135M" in stages["train-1"]["cmd"]
     assert all("models/base" not in s["deps"] for s in stages.values())
     assert list(stages)[-2:] == ["train-2", "eval-2"]
+
+
+def test_a_pretrain_section_builds_model_base_and_the_stages_that_read_m0_depend_on_it():
+    params = {**DEMO_PARAMS, "model": {"base": "models/scratch"}, "pretrain": {"corpus": "data/c.txt"}}
+    stages = _build(1, params)["stages"]
+    assert stages["pretrain"]["outs"] == ["models/scratch"] and "data/c.txt" in stages["pretrain"]["deps"]
+    assert all("models/scratch" in stages[name]["deps"] for name in ("train-1", "score-1", "train-2"))
+    assert "models/scratch" not in stages["judge-1"]["deps"]
+
+
+def test_required_params_are_named_when_missing():
+    from middo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.base is required"):
+        _build(1, {"data": DEMO_PARAMS["data"]})
+    with pytest.raises(ConfigError, match="data.seed is required"):
+        _build(1, {"model": {"base": "m"}})
 
 
 def test_installed_library_has_no_source_deps_and_bad_rounds_fail():

@@ -11,18 +11,14 @@ import sys
 import polars as pl
 import pytest
 import yaml
-from test_diff import cli_app
-from test_pipeline_helpers import REPO, skip_unless_all_classes
+from test_pipeline_helpers import REPO
 from typer.testing import CliRunner
 
-
-@pytest.fixture(autouse=True)
-def _classes():
-    skip_unless_all_classes()
+from middo.cli.main import app
 
 
 def _invoke(args: list[str]):
-    return CliRunner().invoke(cli_app(), args)
+    return CliRunner().invoke(app, args)
 
 
 def test_unroll_takes_rounds_from_params_and_the_option_overrides(tmp_path):
@@ -44,15 +40,25 @@ def test_unroll_takes_rounds_from_params_and_the_option_overrides(tmp_path):
 
 def test_sync_params_keeps_values_adds_new_fields_and_drops_unknown_ones(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text("select:\n  m_quality: 0.25\n  m_old: 3\nloop:\n  rounds: 1\nextra:\n  a: 1\n", encoding="utf-8")
+    required = "data:\n  seed: s.jsonl\n  eval: e.jsonl\nmodel:\n  base: models/base\npretrain:\n  corpus: c.txt\n"
+    params.write_text(required + "select:\n  m_quality: 0.25\n  m_old: 3\nloop:\n  rounds: 1\nextra:\n  a: 1\n",
+                      encoding="utf-8")
     args = ["unroll", "--sync-params", "--params", str(params), "--output", str(tmp_path / "dvc.yaml")]
     result = _invoke(args)
     assert result.exit_code == 0, result.output
     assert "dropped unknown keys ['extra', 'select.m_old']" in result.output
     synced = yaml.safe_load(params.read_text(encoding="utf-8"))
     assert synced["select"]["m_quality"] == 0.25 and synced["loop"]["rounds"] == 1
-    assert (REPO / "params.yaml").read_text(encoding="utf-8").count("\n  ") == params.read_text().count("\n  ")
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    assert {name: list(values) for name, values in synced.items()} == {n: list(v) for n, v in shipped.items()}
     assert list(yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"])[-1] == "eval-2"
+
+
+def test_sync_params_names_a_required_key_that_is_missing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("model:\n  base: m\nloop:\n  rounds: 1\n", encoding="utf-8")
+    result = _invoke(["unroll", "--sync-params", "--params", str(params), "--output", str(tmp_path / "dvc.yaml")])
+    assert result.exit_code == 1 and "data.seed is required" in result.output
 
 
 def test_unroll_reports_a_missing_params_file(tmp_path):

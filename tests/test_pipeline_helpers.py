@@ -1,36 +1,13 @@
-"""Helpers for the pipeline tests: which config classes exist yet, and what a stage script really reads."""
+"""Helpers for the pipeline tests: what a stage script really reads and imports."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
-
-import pytest
-
-from middo.errors import ConfigError
-from middo.pipeline.params_file import SECTIONS
-from middo.pipeline.specs import config_class
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = REPO / "src" / "middo"
-
-
-def missing_classes() -> list[str]:
-    """`module:Class` of every params section whose config class cannot be imported yet."""
-    missing = []
-    for _, target in SECTIONS:
-        try:
-            config_class(target)
-        except ConfigError:
-            missing.append(target)
-    return missing
-
-
-def skip_unless_all_classes() -> None:
-    """Skip the calling test while some stage's config class is still being written."""
-    missing = missing_classes()
-    if missing:
-        pytest.skip(f"config classes not written yet: {', '.join(missing)}")
 
 
 def _imports(tree: ast.AST) -> dict[str, str]:
@@ -43,8 +20,8 @@ def _imports(tree: ast.AST) -> dict[str, str]:
     return bound
 
 
-def script_sections(script: Path) -> set[tuple[str, str]]:
-    """(`module:Class`, section) for each `section(Cls, params, "name")` call in a stage script."""
+def script_sections(script: Path) -> set[tuple[type, str]]:
+    """(config class, section) for each `section(Cls, params, "name")` call in a stage script."""
     tree = ast.parse(script.read_text(encoding="utf-8"))
     bound = _imports(tree)
     found = set()
@@ -53,7 +30,8 @@ def script_sections(script: Path) -> set[tuple[str, str]]:
         if is_call and len(node.args) >= 3 and isinstance(node.args[0], ast.Name):
             name = node.args[2]
             assert isinstance(name, ast.Constant), f"{script}: section name must be a string literal"
-            found.add((f"{bound[node.args[0].id]}:{node.args[0].id}", name.value))
+            module = importlib.import_module(bound[node.args[0].id])
+            found.add((getattr(module, node.args[0].id), name.value))
     return found
 
 

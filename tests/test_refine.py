@@ -20,14 +20,15 @@ import pytest
 
 from middo.data.schema import SAMPLE_SCHEMA, read_samples, sample_id, write_samples
 from middo.model.config import ModelConfig
-from middo.refine import prompts as P
+from middo.refine import contract as P
 from middo.refine.config import RefineConfig
 from middo.refine.conservation import check_conservation
 from middo.refine.operations import TeacherFailure
-from middo.refine.run import GateScorers, run_refine
+from middo.refine.run import GateScorers, RefinePaths, run_refine
 from middo.signals.config import JudgeConfig
 from middo.signals.embeddings import save_embeddings
-from middo.teacher import TeacherConfig
+from middo.signals.judge import Judge
+from middo.teacher import TeacherConfig, make_teacher
 from middo.teacher.server import ChatServer, Reply
 
 KEY_ENV = "MIDDO_TEST_TEACHER_KEY"
@@ -115,12 +116,17 @@ def teacher_config(server: ChatServer, world, **overrides) -> TeacherConfig:
     return TeacherConfig(**{**values, **overrides})
 
 
-def refine(world, teacher_cfg: TeacherConfig, centered: bool = True, **refine_overrides):
+def refine_paths(world) -> RefinePaths:
     out = world["out"]
-    return run_refine(world["data"], world["flags"], world["knn"], world["embeddings"], "unused-model", 1,
-                      out / "dataset.parquet", out / "refine.json", ModelConfig(), RefineConfig(**refine_overrides),
-                      teacher_cfg, JudgeConfig(), centered, log_path=out / "refine_log.parquet",
-                      scorers=fake_scorers())
+    return RefinePaths(world["data"], world["flags"], world["knn"], world["embeddings"], Path("unused-model"), 1,
+                       out / "dataset.parquet", out / "refine.json", out / "refine_log.parquet")
+
+
+def refine(world, teacher_cfg: TeacherConfig, centered: bool = True, **refine_overrides):
+    judge = Judge(JudgeConfig(), "unused-model", ModelConfig(base="unused"))
+    with make_teacher(teacher_cfg) as teacher:
+        return run_refine(refine_paths(world), teacher, RefineConfig(**refine_overrides), judge, centered,
+                          teacher_cfg.temperature, scorers=fake_scorers())
 
 
 def assert_conserved(world) -> pl.DataFrame:

@@ -8,10 +8,13 @@ import pytest
 from middo.config import section
 from middo.data.schema import SAMPLE_SCHEMA, sample_id
 from middo.errors import ConfigError, InputError, JoinError
-from middo.refine import prompts as P
+from middo.refine import contract as P
 from middo.refine.config import RefineConfig
 from middo.refine.operations import child_messages, plan_tasks, prompt_request, response_request
 from middo.refine.parse import extract_final
+from middo.refine.prompts import load_refine_prompts
+
+PROMPTS = load_refine_prompts()
 
 
 def test_parser_takes_the_last_marked_block_and_names_failures():
@@ -66,15 +69,15 @@ def test_requests_follow_the_tag_contract():
     tasks = plan_tasks(frame, flags_for(frame, hard=(0,), sparse=(1,), low=(2,)), knn_for(frame),
                        RefineConfig(synth_per_sample=2, max_hints=2))
     by_op = {t.op: t for t in tasks}
-    simplify = prompt_request(by_op["simplify"], RefineConfig(), 0.0)
+    simplify = prompt_request(by_op["simplify"], RefineConfig(), 0.0, PROMPTS)
     system, user = simplify.messages
     assert system["content"].splitlines()[0] == "Operation: simplify" and simplify.op == "simplify"
     expected = f"{P.SAMPLE_OPEN}\ntask 0\n{P.RESPONSE_OPEN}\nanswer 0\n{P.RESPONSE_CLOSE}\n{P.SAMPLE_CLOSE}"
     assert user["content"] == expected
     assert P.FINAL_OPEN in system["content"] and P.FINAL_CLOSE in system["content"]
-    improve = prompt_request(by_op["improve"], RefineConfig(), 0.0)
+    improve = prompt_request(by_op["improve"], RefineConfig(), 0.0, PROMPTS)
     assert improve.messages[0]["content"].startswith("Operation: improve\n")
-    synth = [prompt_request(t, RefineConfig(synth_per_sample=2), 0.0) for t in tasks if t.op == "synthesize"]
+    synth = [prompt_request(t, RefineConfig(synth_per_sample=2), 0.0, PROMPTS) for t in tasks if t.op == "synthesize"]
     text = synth[0].messages[1]["content"]
     assert synth[0].messages[0]["content"].startswith("Operation: synthesize\n")
     assert text.count(P.HINT_OPEN) == 2 and f"{P.HINT_OPEN}\ntask 2\n{P.HINT_CLOSE}" in text
@@ -82,7 +85,8 @@ def test_requests_follow_the_tag_contract():
     assert synth[0].messages != synth[1].messages  # variants are distinct requests (no shared cache entry)
     from middo.refine.operations import Attempt
 
-    respond = response_request(Attempt(tasks[0], new_prompt="Add 2 and 3."), RefineConfig(response_max_tokens=99), 0.3)
+    attempt = Attempt(tasks[0], new_prompt="Add 2 and 3.")
+    respond = response_request(attempt, RefineConfig(response_max_tokens=99), 0.3, PROMPTS)
     assert respond.messages[0]["content"].splitlines()[0] == "Operation: respond"
     assert respond.messages[1]["content"] == f"{P.PROMPT_OPEN}\nAdd 2 and 3.\n{P.PROMPT_CLOSE}"
     assert (respond.max_tokens, respond.temperature, respond.op) == (99, 0.3, "simplify:respond")

@@ -6,7 +6,7 @@ import pytest
 
 from middo.config import section
 from middo.errors import ConfigError
-from middo.teacher import TeacherConfig, make_teacher
+from middo.teacher import TeacherConfig, available_backends, make_teacher, register_backend
 from middo.teacher.client import OpenAITeacher, resolve_api_key
 
 
@@ -21,7 +21,8 @@ def test_defaults_and_params_section_load():
     ({"backend": "openai", "base_url": "localhost:8000"}, "teacher.base_url"),
     ({"api_key_env": "sk-abc123"}, "NAME of an environment variable"),
     ({"backoff_base_s": 2.0, "backoff_max_s": 1.0}, "teacher.backoff_max_s"),
-    ({"sim_error_rate": 1.0}, "teacher.sim_error_rate"),
+    ({"backend": "openai", "options": {"error_rate": 0.1}}, "built-in backend 'openai' takes no options"),
+    ({"backend": ""}, "teacher.backend is empty"),
     ({"max_retries": -1}, "teacher.max_retries"),
 ])
 def test_bad_values_say_how_to_fix_them(values, message):
@@ -49,3 +50,32 @@ def test_make_teacher_openai_backend(tmp_path):
     cfg = TeacherConfig(backend="openai", base_url="http://127.0.0.1:9/v1", cache_path=str(tmp_path / "c.sqlite"))
     teacher = make_teacher(cfg)
     assert isinstance(teacher, OpenAITeacher) and teacher.usage()["requests"] == 0
+
+
+def test_an_unknown_backend_names_the_available_ones_and_the_entry_point_group():
+    with pytest.raises(ConfigError, match=r"not a known backend \(available: openai, local, sim\).*middo.teachers"):
+        make_teacher(TeacherConfig(backend="nonesuch"))
+
+
+def test_a_backend_registered_in_process_is_built_with_the_section(tmp_path):
+    made = []
+
+    def factory(cfg: TeacherConfig) -> OpenAITeacher:
+        made.append(cfg.options)
+        return OpenAITeacher(TeacherConfig(backend="openai", base_url="http://127.0.0.1:9/v1", cache_path=""))
+
+    register_backend("recording", factory)
+    with make_teacher(TeacherConfig(backend="recording", options={"depth": 3})) as teacher:
+        assert isinstance(teacher, OpenAITeacher)
+    assert made == [{"depth": 3}] and "recording" in available_backends()
+    with pytest.raises(ConfigError, match="built in"):
+        register_backend("openai", factory)
+
+
+def test_the_demo_backend_comes_from_its_entry_point_and_checks_its_own_options():
+    with pytest.raises(ConfigError, match="teacher.options.error_rate = 1.0"):
+        make_teacher(TeacherConfig(backend="sim", options={"error_rate": 1.0}))
+    with pytest.raises(ConfigError, match=r"unknown key teacher.options.colour; known keys: \['error_rate', 'seed'\]"):
+        make_teacher(TeacherConfig(backend="sim", options={"colour": 0.1}))
+    with make_teacher(TeacherConfig(backend="sim", options={"error_rate": 0.0})) as teacher:
+        assert teacher.usage()["simulated"] is True

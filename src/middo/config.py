@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -44,6 +47,10 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"; did you mean {where}.{close[0]}?" if close else f"; known keys: {sorted(fields)}"
             raise ConfigError(f"params.yaml: unknown key {where}.{key}{hint}")
+    missing = [name for name, field in fields.items() if name not in values and _required(field)]
+    if missing:
+        doc = field_docs(cls).get(missing[0], "")
+        raise ConfigError(f"params.yaml: {where}.{missing[0]} is required and not set" + (f": {doc}" if doc else ""))
     kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in values.items()}
     try:
         return cls(**kwargs)
@@ -54,6 +61,22 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
 def param_keys(cls: type, name: str) -> list[str]:
     """The dotted params.yaml keys a dataclass reads (for a stage's `params:` list in dvc.yaml)."""
     return [f"{name}.{field.name}" for field in dataclasses.fields(cls)]
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass (the string literal after each field), first line only."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        is_field = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+        if is_field and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def _required(field: dataclasses.Field) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -80,6 +103,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         inner = args[0] if args else Any
         items = [_coerce(item, inner, key) for item in value]
         return tuple(items) if origin is tuple else items
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"params.yaml: {key} must be a mapping of names to values, got {value!r}")
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"params.yaml: {key} = {value!r} must be true or false")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):

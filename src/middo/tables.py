@@ -1,4 +1,4 @@
-"""Signal tables: sidecars keyed by `id`, joined with 1:1 validation, never by position."""
+"""Round tables: sidecars keyed by `id`, read and written as Parquet, joined 1:1 by id, never by position."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from middo.errors import JoinError
+from middo.errors import InputError, JoinError
 
 
 def join_by_id(left: pl.DataFrame, right: pl.DataFrame, left_name: str, right_name: str) -> pl.DataFrame:
@@ -23,6 +23,15 @@ def join_by_id(left: pl.DataFrame, right: pl.DataFrame, left_name: str, right_na
             "both must come from the same round's dataset: re-run the stale stage"
         )
     return left.join(right, on="id", how="inner", validate="1:1")
+
+
+def read_table(path: str | Path, stage: str) -> pl.DataFrame:
+    """A round table (Parquet), with an error naming the stage that writes it when the file is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such table; the {stage} stage writes it: run that stage of this round first "
+                         f"(`dvc repro {stage}-<round>`)")
+    return pl.read_parquet(path)
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:

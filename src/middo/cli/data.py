@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from middo.cli.main import app
-from middo.errors import MiddoError
+app = typer.Typer()
 
 
 class InFormat(StrEnum):
@@ -59,11 +58,7 @@ def ingest(
     from middo.data.ingest import report_path
     from middo.log import write_metrics
 
-    try:
-        report = run_ingest(inputs, output, format.value, source, on_error.value)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    report = run_ingest(inputs, output, format.value, source, on_error.value)
     summary = write_metrics(report.to_dict(), report_path(output))
     typer.echo(f"wrote {report.samples} samples to {output} ({report.rows} rows read, "
                f"{report.duplicates} duplicates dropped)")
@@ -90,11 +85,7 @@ def export(
     """
     from middo.data.export import export_file
 
-    try:
-        count = export_file(input, output, format.value)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    count = export_file(input, output, format.value)
     typer.echo(f"wrote {count} {format.value} rows to {output}")
 
 
@@ -115,11 +106,7 @@ def stats(
     """
     from middo.data.stats import dataset_stats, format_stats, load_for_stats
 
-    try:
-        frame, ingest_counts = load_for_stats(path)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    frame, ingest_counts = load_for_stats(path)
     result = dataset_stats(frame)
     if ingest_counts is not None:
         result["ingest"] = {key: ingest_counts[key] for key in ("rows", "duplicates", "skipped")}

@@ -10,17 +10,15 @@ from typing import Annotated
 
 import typer
 
-from middo.cli.main import app
-from middo.errors import MiddoError
+from middo.errors import InputError
 
-demo_app = typer.Typer(
+app = typer.Typer(
     help="The bundled offline demo: a task suite with planted defects, a SIMULATED teacher and judge.",
     invoke_without_command=True,
 )
-app.add_typer(demo_app, name="demo")
 
 
-@demo_app.callback()
+@app.callback()
 def run(
     ctx: typer.Context,
     project: Annotated[Path, typer.Option(help="Project directory holding params.yaml and dvc.yaml.")] = Path("."),
@@ -37,21 +35,16 @@ def run(
     from middo.demo.report import demo_summary, format_summary
     from middo.report.html import write_report
 
-    try:
-        if repro:
-            _repro(project)
-        typer.echo(format_summary(demo_summary(project)))
-        written = write_report(project, report if report.is_absolute() else project / report)
-        typer.echo(f"report: {written.resolve()} (open it in a browser)")
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    if repro:
+        _repro(project)
+    typer.echo(format_summary(demo_summary(project)))
+    written = write_report(project, report if report.is_absolute() else project / report)
+    typer.echo(f"report: {written.resolve()} (open it in a browser)")
 
 
 def _repro(project: Path) -> None:
     if not (project / "data" / "demo" / "seed.jsonl").exists():
-        typer.echo(f"error: {project}/data/demo/seed.jsonl is missing; run `middo demo generate` first", err=True)
-        raise typer.Exit(1)
+        raise InputError(f"{project}/data/demo/seed.jsonl is missing; run `middo demo generate` first")
     if not (project / "dvc.yaml").exists():
         from middo.pipeline.unroll import unroll
 
@@ -65,7 +58,7 @@ def _repro(project: Path) -> None:
         raise typer.Exit(result.returncode)
 
 
-@demo_app.command()
+@app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Directory for seed.jsonl, eval.jsonl, corpus.txt and README.md.")] = Path(
         "data/demo"

@@ -1,27 +1,39 @@
-"""Entry point of the `middo` console script; each command group lives in its own module."""
+"""Entry point of the `middo` console script: assembles the command modules into one Typer app."""
 
 from __future__ import annotations
 
+import click
 import typer
+from typer.core import TyperGroup
+
+from middo.cli import data, demo, model, pipeline, report
+from middo.errors import MiddoError
+
+
+class MiddoGroup(TyperGroup):
+    """The root command group: a `MiddoError` from any command ends the run with one line on stderr."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; report a `MiddoError` as `error: <message>` and exit code 1, without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except MiddoError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
 
 app = typer.Typer(
     name="middo",
+    cls=MiddoGroup,
     help="Model-informed closed-loop refinement of SFT data, as a cached DVC pipeline.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-
-def _register() -> None:
-    # Command modules register themselves on `app`; imported here so `middo --help` lists them all.
-    from middo.cli import data as _data  # noqa: F401
-    from middo.cli import demo as _demo  # noqa: F401
-    from middo.cli import model as _model  # noqa: F401
-    from middo.cli import pipeline as _pipeline  # noqa: F401
-    from middo.cli import report as _report  # noqa: F401
-
-
-_register()
+app.add_typer(data.app)
+app.add_typer(pipeline.app)
+app.add_typer(report.app)
+app.add_typer(demo.app, name="demo")
+app.add_typer(model.app, name="model")
 
 if __name__ == "__main__":
     app()

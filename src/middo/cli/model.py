@@ -7,14 +7,10 @@ from typing import Annotated, Literal
 
 import typer
 
-from middo.cli.main import app
-from middo.errors import MiddoError
-
-model_app = typer.Typer(help="Build or convert base models.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
+app = typer.Typer(help="Build or convert base models.", no_args_is_help=True)
 
 
-@model_app.command("init")
+@app.command("init")
 def init(
     output: Annotated[Path, typer.Option(help="Directory to write the model and tokenizer to.")],
     texts: Annotated[
@@ -31,15 +27,11 @@ def init(
     """
     from middo.model.build import init_base_model
 
-    try:
-        init_base_model(output, texts, _size(size), seed=seed)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    init_base_model(output, texts, _size(size), seed=seed)
     typer.echo(f"wrote {size} base model to {output}")
 
 
-@model_app.command("convert-gguf")
+@app.command("convert-gguf")
 def convert_gguf(
     gguf: Annotated[Path, typer.Argument(help="The .gguf file to convert.")],
     output: Annotated[Path, typer.Option(help="Directory to write the safetensors model and tokenizer to.")],
@@ -55,11 +47,7 @@ def convert_gguf(
         raise typer.BadParameter(f"{dtype!r}; use float32 or bfloat16", param_hint="--dtype")
     if gguf.suffix != ".gguf" or not gguf.is_file():
         raise typer.BadParameter(f"{gguf}: no such .gguf file", param_hint="GGUF")
-    try:
-        convert(gguf, output, dtype)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    convert(gguf, output, dtype)
     typer.echo(f"wrote {output}; set model.base: {output} and model.gguf_file: null in params.yaml")
 
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from middo.cli.main import app
-from middo.errors import MiddoError
+app = typer.Typer()
 
 
 @app.command()
@@ -28,15 +27,11 @@ def unroll(
     from middo.pipeline.params_file import sync_params as synced
     from middo.pipeline.unroll import unroll as write_unrolled
 
-    try:
-        if sync_params:
-            text, dropped = synced(load_params(params))
-            params.write_text(text, encoding="utf-8")
-            typer.echo(f"rewrote {params}" + (f"; dropped unknown keys {dropped}" if dropped else ""))
-        path = write_unrolled(params, rounds, output)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    if sync_params:
+        text, dropped = synced(load_params(params))
+        params.write_text(text, encoding="utf-8")
+        typer.echo(f"rewrote {params}" + (f"; dropped unknown keys {dropped}" if dropped else ""))
+    path = write_unrolled(params, rounds, output)
     typer.echo(f"wrote {path}")
 
 
@@ -65,11 +60,7 @@ def init(
     from middo.pipeline.scaffold import ProjectSpec, init_project
 
     spec = ProjectSpec(data, model, eval_data, eval_size, teacher_url, teacher_model, rounds)
-    try:
-        created = init_project(directory, spec)
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    created = init_project(directory, spec)
     if teacher_url is None:
         typer.echo("note: teacher.backend is `sim`, the demo's SIMULATED teacher, which only knows the demo's tasks; "
                    "set teacher.backend/base_url/model in params.yaml (or pass --teacher-url) for real data")

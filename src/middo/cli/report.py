@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from middo.cli.main import app
 from middo.data.schema import read_samples
-from middo.errors import MiddoError
 from middo.report.diff import diff_datasets, resolve_dataset, rounds_lineage
 from middo.report.examples import format_example, lineage_examples
+
+app = typer.Typer()
 
 
 @app.command()
@@ -27,14 +27,10 @@ def diff(
 
     Examples: `middo diff 0 1 --show 3`, `middo diff data/r1/dataset.parquet data/r2/dataset.parquet`.
     """
-    try:
-        frame_a = read_samples(resolve_dataset(before, project))
-        frame_b = read_samples(resolve_dataset(after, project))
-        rounds = before.isdigit() and after.isdigit() and int(before) < int(after)
-        lineage = rounds_lineage(project, int(before), int(after)) if rounds else None
-    except MiddoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    frame_a = read_samples(resolve_dataset(before, project))
+    frame_b = read_samples(resolve_dataset(after, project))
+    rounds = before.isdigit() and after.isdigit() and int(before) < int(after)
+    lineage = rounds_lineage(project, int(before), int(after)) if rounds else None
     result = diff_datasets(frame_a, frame_b, lineage)
     counts = result.counts()
     typer.echo(f"{before} ({frame_a.height} samples) -> {after} ({frame_b.height} samples)")

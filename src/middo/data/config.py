@@ -12,9 +12,9 @@ from middo.config import check
 class DataConfig:
     """Section `data`: the seed and eval inputs of `prepare` and how their rows are read."""
 
-    seed: str | tuple[str, ...] = "data/demo/seed.jsonl"
+    seed: str | tuple[str, ...]
     """Seed set: one input or a list (JSON/JSONL/Parquet file, `save_to_disk` dir, or hub id `owner/name[:split]`)."""
-    eval: str = "data/demo/eval.jsonl"
+    eval: str
     """Held-out eval set (same kinds of input), ingested into data/eval.parquet; keep it disjoint from the seed."""
     format: Literal["auto", "alpaca", "sharegpt", "openai"] = "auto"
     """Row format; `auto` detects it per input from the first row's keys."""

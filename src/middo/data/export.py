@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from middo.data.formats import FORMATS, TURN_FIELDS
-from middo.data.schema import read_samples
+from middo.data.schema import read_samples, sample_meta
 from middo.errors import ConfigError, InputError
 
 EXPORT_SLICE_ROWS = 10_000  # rows turned into Python dicts at a time
@@ -27,7 +27,7 @@ def export_rows(samples: list[dict], fmt: str) -> Iterator[dict]:
     if fmt not in FORMATS:
         raise ConfigError(f"export format {fmt!r} is unknown; choose one of {', '.join(FORMATS)}")
     for sample in samples:
-        meta = json.loads(sample["meta"] or "{}")
+        meta = sample_meta(sample["meta"], sample["id"])
         # Alpaca has no turn objects: there per-turn fields stay one top-level field
         body = _alpaca(sample) if fmt == "alpaca" else _turns(sample["messages"], meta.pop(TURN_FIELDS, {}), fmt)
         clashes = sorted(set(meta) & set(body))

@@ -7,7 +7,6 @@ same id) are kept once and counted in both modes.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 from middo.data.formats import FORMATS, detect_format, row_to_messages
 from middo.data.jsonstream import BadRow, RawRow
 from middo.data.readers import read_rows, source_name
-from middo.data.schema import sample_id
+from middo.data.schema import meta_json, sample_id
 from middo.data.writer import SampleWriter
 from middo.errors import ConfigError, InputError
 
@@ -51,7 +50,7 @@ def seed_sample(messages: list[dict], source: str, meta: dict) -> dict:
     """A sample row of the seed round: id from the messages, the leftover fields as a JSON `meta` string."""
     return {
         "id": sample_id(messages), "messages": messages, "source": source, "round": 0, "parent": None,
-        "op": "seed", "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str),
+        "op": "seed", "meta": meta_json(meta),
     }
 
 

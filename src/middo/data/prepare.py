@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,33 @@ import polars as pl
 
 from middo.data.config import DataConfig
 from middo.data.ingest import ingest
-from middo.log import get_logger
+from middo.log import get_logger, write_metrics
 
 _COUNTS = ("rows", "samples", "duplicates", "skipped", "skipped_total", "formats")
+
+
+@dataclass(frozen=True)
+class PreparePaths:
+    """Files of the prepare stage."""
+
+    output: Path
+    """D(0) dataset to write (Parquet)."""
+    eval_output: Path
+    """Eval dataset to write (Parquet)."""
+    metrics: Path
+    """Metrics JSON to write."""
+    input: tuple[str, ...] | None = None
+    """Seed input(s); when omitted, `data.seed`."""
+    eval_input: str | None = None
+    """Held-out eval input; when omitted, `data.eval`."""
+
+
+def run_prepare(paths: PreparePaths, config: DataConfig) -> dict[str, Any]:
+    """Ingest the seed and eval inputs (the paths given, else those of `data`), write both datasets and metrics."""
+    seed_inputs = list(paths.input or config.seed_inputs)
+    metrics = prepare(config, seed_inputs, paths.eval_input or config.eval, paths.output, paths.eval_output)
+    write_metrics(metrics, paths.metrics)
+    return metrics
 
 
 def prepare(

@@ -1,4 +1,5 @@
-"""One polars schema for every dataset file, the stable sample id, and prompt/response views."""
+"""One polars schema for every dataset file, the stable sample id, the `meta` column, the operation names, and
+prompt/response views."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from middo.errors import InputError
 
 ROLES = ("system", "user", "assistant")
 OPS = ("seed", "simplify", "improve", "synthesize")
+"""Every value of the `op` column: `seed` for rows of D(0), else the teacher operation that wrote the row."""
+REFINE_OPS = ("simplify", "improve", "synthesize")
+"""The teacher operations of a refine round."""
+REPLACING_OPS = ("simplify", "improve")
+"""Operations whose accepted child replaces its parent; `synthesize` adds a child and keeps the parent."""
+PROMPT_OPS = REFINE_OPS
+"""Operations whose teacher writes a new prompt (and then its response): all of them."""
+_META_FIX = ('meta must be a JSON object string (e.g. {"answer": "4"}) or empty; fix what wrote it, or rebuild the '
+             "dataset with `middo ingest`")
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 MESSAGE = pl.Struct({"role": pl.Utf8, "content": pl.Utf8})
 SAMPLE_SCHEMA = pl.Schema(
@@ -32,6 +43,31 @@ def sample_id(messages: list[dict]) -> str:
     canonical = [{"role": m["role"], "content": m["content"]} for m in messages]
     blob = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def sample_meta(meta: str | None, sample_id: str) -> dict:
+    """A sample's `meta` as a dict: {} when None or empty; an error naming the sample unless a JSON object."""
+    if not meta:
+        return {}
+    try:
+        loaded = json.loads(meta)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise InputError(f"sample {sample_id}: its `meta` is not valid JSON ({exc}); {_META_FIX}") from exc
+    if not isinstance(loaded, dict):
+        kind = _JSON_KINDS.get(type(loaded), "value")
+        raise InputError(f"sample {sample_id}: its `meta` is a JSON {kind}, not an object; {_META_FIX}")
+    return loaded
+
+
+def meta_json(fields: dict) -> str:
+    """The canonical `meta` string of `fields`: sorted keys, UTF-8 kept, non-JSON values as their str."""
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def with_meta(meta: str | None, sample_id: str, updates: dict | None = None, drop: tuple[str, ...] = ()) -> str:
+    """`meta` (parsed by `sample_meta`) without the keys in `drop`, with `updates` set, as a canonical string."""
+    fields = {key: value for key, value in sample_meta(meta, sample_id).items() if key not in drop}
+    return meta_json({**fields, **(updates or {})})
 
 
 def prompt_messages(messages: list[dict]) -> list[dict]:

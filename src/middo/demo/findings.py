@@ -13,11 +13,14 @@ from pathlib import Path
 
 import polars as pl
 
+from middo.data.schema import sample_meta
 from middo.demo.metrics import auroc, percentile_ranks, precision_recall
 from middo.errors import InputError
-from middo.tables import join_by_id
+from middo.tables import join_by_id, read_table
 
 PLANTED_KINDS = ("wrong_answer", "garbled", "over_hard", "rare_family", "clean")
+ROUND_TABLES = {"flags": "select", "scores": "score", "knn": "cluster", "ratings": "judge"}
+"""The round tables `round_table` reads, each with the stage that writes it."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ def ground_truth(project: str | Path) -> pl.DataFrame:
     frame = pl.read_parquet(path, columns=["id", "meta"])
     rows = []
     for sample_id, meta in frame.iter_rows():
-        parsed = json.loads(meta) if meta else {}
+        parsed = sample_meta(meta, sample_id)
         if "planted" not in parsed:
             raise InputError(f"{path}: sample {sample_id} has no meta.planted; is this the demo seed set?")
         planted = parsed["planted"] or "clean"
@@ -56,12 +59,7 @@ def round_table(project: str | Path, r: int) -> pl.DataFrame:
     """Flags and signal values of round `r`, restricted to seed samples and joined with their ground truth."""
     truth = ground_truth(project)
     out = Path(project) / "data" / f"r{r}"
-    tables = {}
-    for name in ("flags", "scores", "knn", "ratings"):
-        path = out / f"{name}.parquet"
-        if not path.exists():
-            raise InputError(f"{path}: not found; run the pipeline through select-{r} first")
-        tables[name] = pl.read_parquet(path)
+    tables = {name: read_table(out / f"{name}.parquet", stage) for name, stage in ROUND_TABLES.items()}
     joined = tables["flags"].select("id", "hard", "sparse", "low_quality")
     joined = join_by_id(joined, tables["scores"].select("id", "loss_pre", "loss_cur"), "flags", "scores")
     joined = join_by_id(joined, tables["knn"].select("id", "knn_sim"), "flags", "knn")

@@ -9,12 +9,11 @@ loop can gain on the suite; if the oracle does not beat the seed model, no selec
 
 from __future__ import annotations
 
-import json
 import random
 
 import polars as pl
 
-from middo.data.schema import SAMPLE_SCHEMA, sample_id, validate_samples
+from middo.data.schema import SAMPLE_SCHEMA, meta_json, sample_id, sample_meta, validate_samples
 from middo.demo.defects import DEFECTS
 from middo.demo.tasks import Item, family, render, solve
 from middo.refine.conservation import check_conservation
@@ -26,7 +25,7 @@ def oracle_round(dataset: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
     taken = set(dataset["id"].to_list())
     rows = []
     for row in dataset.iter_rows(named=True):
-        meta = json.loads(row["meta"] or "{}")
+        meta = sample_meta(row["meta"], row["id"])
         planted = meta.get("planted")
         if planted in DEFECTS:
             rows.append(_child(row, meta, _fixed(Item.from_json(meta["item"]), rng), _op(planted), taken, rng))
@@ -66,4 +65,4 @@ def _child(parent: dict, meta: dict, item: Item, op: str, taken: set[str], rng: 
     taken.add(child_id)
     child_meta = {**meta, "answer": solve(item), "item": item.to_json(), "planted": None, "oracle": op}
     return {"id": child_id, "messages": messages, "source": parent["source"], "round": 1, "parent": parent["id"],
-            "op": op, "meta": json.dumps(child_meta)}
+            "op": op, "meta": meta_json(child_meta)}

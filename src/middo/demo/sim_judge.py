@@ -1,10 +1,11 @@
 """The SIMULATED judge: rule-based 0-10 ratings of a demo sample, as a strong LLM judge would give them.
 
-It answers the rating prompts of `middo.signals.judge_prompts` (the `openai` judge mode pointed at the simulated
-teacher). It reads the task out of the prompt the way the simulated teacher does and rates what a careful reader
-sees: typos (no clean phrasing of the task appears in the prompt) lower the prompt's clarity, a missing part lowers
-its completeness and makes any answer unverifiable, and an answer that is not the task's correct answer gets a low
-factuality. It never reads `meta`; how a prompt was made is invisible to it.
+It answers the packaged rating prompts of `middo.signals.judge_prompts` (the `openai` judge mode pointed at the
+simulated teacher), read through their fixed sample markers and the packaged questions. It reads the task out of
+the prompt the way the simulated teacher does and rates what a careful reader sees: typos (no clean phrasing of the
+task appears in the prompt) lower the prompt's clarity, a missing part lowers its completeness and makes any answer
+unverifiable, and an answer that is not the task's correct answer gets a low factuality. It never reads `meta`; how
+a prompt was made is invisible to it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,27 @@ import re
 
 from middo.demo.audit import answers_match
 from middo.demo.tasks import clean_phrasing, recognise, solve
-from middo.signals.judge_prompts import ASPECTS, HEADER, QUESTIONS
+from middo.signals.judge_prompts import (
+    ASPECTS,
+    PROMPT_CLOSE,
+    PROMPT_OPEN,
+    RESPONSE_CLOSE,
+    RESPONSE_OPEN,
+    load_judge_prompts,
+)
 
 GOOD = 9
 """The rating of an aspect with nothing wrong (a judge keeps 10 for the exceptional)."""
-_SAMPLE = re.compile(r"\[PROMPT\]\n(.*)\n\[/PROMPT\]\n\n\[RESPONSE\]\n(.*)\n\[/RESPONSE\]", re.DOTALL)
+_SAMPLE = re.compile(
+    rf"{re.escape(PROMPT_OPEN)}\n(.*)\n{re.escape(PROMPT_CLOSE)}\n\n{re.escape(RESPONSE_OPEN)}\n(.*)\n{re.escape(RESPONSE_CLOSE)}",
+    re.DOTALL,
+)
 
 
 def is_rating_request(user: str) -> bool:
     """True when `user` is one of the judge's six rating prompts."""
-    return user.startswith(HEADER) and _aspect(user) is not None and _SAMPLE.search(user) is not None
+    starts = user.startswith(load_judge_prompts().instructions)
+    return starts and _aspect(user) is not None and _SAMPLE.search(user) is not None
 
 
 def rate(user: str) -> int | None:
@@ -47,4 +59,4 @@ def sample_ratings(prompt: str, response: str) -> dict[str, int]:
 
 def _aspect(user: str) -> str | None:
     question = user.rstrip().rsplit("\n", 1)[-1]
-    return next((aspect for aspect, text in QUESTIONS.items() if question == text), None)
+    return next((aspect for aspect, text in load_judge_prompts().questions.items() if question == text), None)

@@ -1,6 +1,6 @@
 """The SIMULATED teacher: rule-based answers to the refine prompts, behind a real loopback OpenAI-compatible server.
 
-It reads the request contract of `middo.refine.prompts`, recognises the demo task inside the text and answers as a
+It reads the request contract of `middo.refine.contract`, recognises the demo task inside the text and answers as a
 strong teacher would (correct answers, the one-step form of an over-hard item, a clean rewrite of a garbled one, a
 new item of a sparse item's family); it also answers the judge's rating prompts (`middo.demo.sim_judge`). A
 fraction `error_rate` of requests, chosen by a hash of the request content (so re-runs behave the same), goes
@@ -9,7 +9,7 @@ rating in prose), or a transient server error that a retry gets past. It is not 
 returns is labelled simulated.
 
 ```python
-with running_sim_teacher(teacher_cfg) as base_url:      # teacher.backend: sim
+with running_sim_teacher(error_rate=0.1) as base_url:
     client = OpenAI(base_url=base_url, api_key="EMPTY")
 ```
 """
@@ -29,7 +29,7 @@ from middo.demo.defects import noisy_words
 from middo.demo.sim_judge import is_rating_request, rate
 from middo.demo.tasks import Item, family, recognise, render, solve
 from middo.log import get_logger
-from middo.refine import prompts as P
+from middo.refine import contract as P
 
 log = get_logger(__name__)
 
@@ -63,8 +63,7 @@ def simulate(request: dict[str, Any], error_rate: float, seed: int = 0) -> SimOu
     messages = request.get("messages") or []
     system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
     user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
-    first_line = system.splitlines()[0] if system else ""
-    op = first_line[len(P.OPERATION_PREFIX) :].strip() if first_line.startswith(P.OPERATION_PREFIX) else None
+    op = P.operation_of(system)
     digest = hashlib.sha256(f"{seed}\x00{op}\x00{user}".encode()).hexdigest()
     rng = random.Random(int(digest[:16], 16))
     mode = rng.choice(ERROR_MODES) if rng.random() < error_rate else "ok"
@@ -75,8 +74,8 @@ def simulate(request: dict[str, Any], error_rate: float, seed: int = 0) -> SimOu
         return SimOutcome("I could not tell what task this is, so I cannot help with it.", mode, op, False)
     if mode == "unmarked":
         return SimOutcome(f"Sure. {content}", mode, op, True)
-    note = "a simplified" if op == "simplify" else "the"
-    return SimOutcome(f"Here is {note} {P.WHAT.get(op or '', 'reply')}.\n{P.FINAL_OPEN}{content}{P.FINAL_CLOSE}",
+    what = "answer" if op == P.RESPOND else "simplified task" if op == "simplify" else "task"
+    return SimOutcome(f"Here is the {what}.\n{P.FINAL_OPEN}{content}{P.FINAL_CLOSE}",
                       mode, op, True)
 
 
@@ -163,12 +162,9 @@ def start_sim_server(error_rate: float, seed: int = 0):
 
 
 @contextmanager
-def running_sim_teacher(cfg: Any, seed: int = 0) -> Iterator[str]:
-    """Serve the simulated teacher on 127.0.0.1 while the block runs; yields the OpenAI `base_url`.
-
-    `cfg` is the `teacher` section (`TeacherConfig`); only `cfg.sim_error_rate` is read.
-    """
-    server = start_sim_server(cfg.sim_error_rate, seed)
+def running_sim_teacher(error_rate: float, seed: int = 0) -> Iterator[str]:
+    """Serve the simulated teacher on 127.0.0.1 while the block runs; yields the OpenAI `base_url`."""
+    server = start_sim_server(error_rate, seed)
     try:
         yield server.base_url
     finally:

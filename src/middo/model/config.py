@@ -12,8 +12,8 @@ from middo.config import check
 class ModelConfig:
     """Section `model`: which base model M0 is and how to run it."""
 
-    base: str = "models/base"
-    """Base model M0: a local model dir (e.g. built by `middo model init`), a hub id, or a `.gguf` file."""
+    base: str
+    """Base model M0: a local model dir, a hub id, or a `.gguf` file (required)."""
     gguf_file: str | None = None
     """GGUF file name inside `base` (a dir or hub id); null for safetensors/pytorch weights."""
     max_length: int = 1024
@@ -77,6 +77,8 @@ class EvalConfig:
     """Prompts per batch of greedy generation (left padded)."""
     max_new_tokens: int = 64
     """Generation length for samples with a checkable answer (`meta.answer`)."""
+    group_by: str | None = None
+    """A `meta` key whose values break exact match down by group (`exact_match_by_<key>`); null: no breakdown."""
 
     def __post_init__(self) -> None:
         check(self.token_budget >= 16, f"eval.token_budget = {self.token_budget}; use at least 16 tokens")
@@ -86,8 +88,11 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Section `pretrain` (demo only): build a base model and pretrain it briefly on plain text."""
+    """Section `pretrain` (optional; the offline demo has it): build the base model `model.base` from a config, with
+    a tokenizer trained on a plain-text corpus, and pretrain it briefly on that corpus, in a stage before round 1."""
 
+    corpus: str
+    """Plain-text corpus, one text per line (required when the section is present)."""
     size: Literal["tiny", "small"] = "tiny"
     """Model size: `tiny` (~0.8M parameters: the CPU demo and tests) or `small` (~4.6M)."""
     epochs: int = 1
@@ -110,6 +115,7 @@ class PretrainConfig:
     """Seed of initialisation and batch order."""
 
     def __post_init__(self) -> None:
+        check(bool(self.corpus), "pretrain.corpus is empty; set it to a text file with one text per line")
         check(self.epochs >= 1, f"pretrain.epochs = {self.epochs}; use 1 or more")
         check(self.seq_len >= 16, f"pretrain.seq_len = {self.seq_len}; use at least 16 tokens")
         check(self.batch_size >= 1, f"pretrain.batch_size = {self.batch_size}; use 1 or more")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from middo.data.schema import prompt_messages
+from middo.data.schema import prompt_messages, read_samples, sample_meta
 from middo.errors import InputError
+from middo.log import write_metrics
 from middo.model.batching import pad_left
-from middo.model.config import EvalConfig
+from middo.model.config import EvalConfig, ModelConfig
 from middo.model.forward import context_length, nll_forward
+from middo.model.load import load_model
 
 
 def normalise(text: str) -> str:
@@ -24,15 +27,8 @@ def normalise(text: str) -> str:
 
 
 def meta_of(sample: dict) -> dict:
-    """The sample's `meta` JSON as a dict (empty when absent or not an object)."""
-    meta = sample.get("meta")
-    if not meta:
-        return {}
-    try:
-        parsed = json.loads(meta) if isinstance(meta, str) else meta
-    except json.JSONDecodeError as exc:
-        raise InputError(f"sample {sample['id']}: meta is not valid JSON ({exc})") from exc
-    return parsed if isinstance(parsed, dict) else {}
+    """The sample's `meta` as a dict (see `middo.data.schema.sample_meta`)."""
+    return sample_meta(sample.get("meta"), sample.get("id", "?"))
 
 
 def answer_of(sample: dict) -> str | None:
@@ -41,13 +37,13 @@ def answer_of(sample: dict) -> str | None:
     return None if answer is None else str(answer)
 
 
-def accuracy_by_family(samples: Sequence[dict], hits: Sequence[bool]) -> dict[str, float]:
-    """Exact match per `meta.family` (samples without one are left out); empty when no sample names a family."""
-    per_family: dict[str, list[bool]] = {}
+def accuracy_by_group(samples: Sequence[dict], hits: Sequence[bool], key: str) -> dict[str, float]:
+    """Exact match per value of `meta[key]` (samples without one are left out); empty when no sample has one."""
+    per_group: dict[str, list[bool]] = {}
     for sample, hit in zip(samples, hits, strict=True):
-        if (family := meta_of(sample).get("family")) is not None:
-            per_family.setdefault(str(family), []).append(hit)
-    return {family: sum(flags) / len(flags) for family, flags in sorted(per_family.items())}
+        if (group := meta_of(sample).get(key)) is not None:
+            per_group.setdefault(str(group), []).append(hit)
+    return {group: sum(flags) / len(flags) for group, flags in sorted(per_group.items())}
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -97,6 +93,27 @@ def generate_greedy(
     return outputs
 
 
+@dataclass(frozen=True)
+class EvalPaths:
+    """Files of the eval stage."""
+
+    model: Path
+    """Model dir to evaluate."""
+    data: Path
+    """Held-out dataset (Parquet)."""
+    metrics: Path
+    """Metrics JSON to write."""
+
+
+def run_eval(paths: EvalPaths, config: EvalConfig, model_config: ModelConfig) -> dict:
+    """Evaluate the model at `paths.model` on the held-out set; write the metrics."""
+    model, tokenizer = load_model(paths.model, device=model_config.device, dtype=model_config.dtype)
+    samples = read_samples(paths.data).select("id", "messages", "meta").to_dicts()
+    metrics = evaluate_model(model, tokenizer, samples, config, model_config.max_length, model_config.chat_template)
+    write_metrics(metrics, paths.metrics)
+    return metrics
+
+
 def evaluate_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -130,8 +147,9 @@ def evaluate_model(
                                       context_length(model, max_length), progress)  # fmt: skip
         hits = [normalise(pred) == normalise(answer) for pred, (_, answer) in zip(predictions, checkable, strict=True)]
         metrics["exact_match"] = sum(hits) / len(hits)
-        if by_family := accuracy_by_family([sample for sample, _ in checkable], hits):
-            metrics["exact_match_by_family"] = by_family
+        by_group = accuracy_by_group([s for s, _ in checkable], hits, config.group_by) if config.group_by else {}
+        if by_group:
+            metrics[f"exact_match_by_{config.group_by}"] = by_group
     else:
         metrics["exact_match"] = float("nan")
     return metrics

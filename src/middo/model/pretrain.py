@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from middo.errors import InputError
-from middo.log import get_logger
+from middo.log import get_logger, write_metrics
 from middo.model.build import init_base_model, read_texts
 from middo.model.config import ModelConfig, PretrainConfig
 from middo.model.encode import Encoded
@@ -65,6 +66,27 @@ def pretrain(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     figures = train_loop(model, batches, pad_id, schedule, autocast_dtype, log_path, "pretrain", progress)
     return {**figures, "sequences": len(sequences), "corpus_tokens": sum(map(len, sequences))}
+
+
+@dataclass(frozen=True)
+class PretrainPaths:
+    """Files of the pretrain stage."""
+
+    texts: tuple[Path, ...]
+    """Plain-text files, one text per line."""
+    output: Path
+    """Model dir to write (the base model M0)."""
+    metrics: Path
+    """Metrics JSON to write."""
+    log: Path | None = None
+    """Per-step loss CSV (a DVC plot)."""
+
+
+def run_pretrain(paths: PretrainPaths, config: PretrainConfig, model_config: ModelConfig) -> dict:
+    """Build and pretrain the base model at `paths.output`; write the metrics."""
+    metrics = build_and_pretrain(paths.texts, paths.output, config, model_config, paths.log)
+    write_metrics(metrics, paths.metrics)
+    return metrics
 
 
 def build_and_pretrain(

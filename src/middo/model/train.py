@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from middo.data.schema import read_samples
 from middo.errors import InputError
-from middo.log import get_logger
+from middo.log import get_logger, write_metrics
 from middo.model.batching import budget_batches
 from middo.model.config import ModelConfig, TrainConfig
 from middo.model.forward import context_length, encode_samples
@@ -31,6 +33,30 @@ def schedule_of(config: TrainConfig) -> Schedule:
         max_steps=config.max_steps,
         seed=config.seed,
     )
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Files of the train stage."""
+
+    data: Path
+    """Dataset D(r-1) (Parquet)."""
+    base: str
+    """Base model M0: model dir, hub id or .gguf file."""
+    output: Path
+    """Model dir M(r) to write."""
+    metrics: Path
+    """Metrics JSON to write."""
+    log: Path | None = None
+    """Per-step loss CSV (a DVC plot)."""
+
+
+def run_train(paths: TrainPaths, config: TrainConfig, model_config: ModelConfig) -> dict:
+    """SFT of M0 on the dataset at `paths.data`; write the model and the metrics."""
+    samples = read_samples(paths.data).select("id", "messages").to_dicts()
+    metrics = train_sft(paths.base, samples, config, model_config, paths.output, paths.log)
+    write_metrics(metrics, paths.metrics)
+    return metrics
 
 
 def train_sft(

@@ -4,9 +4,9 @@ Pure: no I/O, same input -> same output, stages in execution order. Stage names 
 only letters, digits, `_` and `-` in a name; `train@1` is reserved for `foreach`). The teacher request cache
 (`.middo-cache/`) is deliberately not an output, so `dvc repro` never deletes it.
 
-`model.base: models/base` adds the demo's `pretrain` stage and makes `models/base` a dep of the stages that read M0;
-any other base (a local path or a hub id) is passed as it is and tracked by the value of `model.base` (a param of
-those stages), not by its content.
+A `pretrain` section adds a stage that builds `model.base` from `pretrain.corpus` (the offline demo) and makes that
+model dir a dep of the stages that read M0; without it the base (a local path or a hub id) is passed as it is and
+tracked by the value of `model.base` (a param of those stages), not by its content.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import shlex
 from typing import Any
 
 from middo.config import section
+from middo.data.config import DataConfig
 from middo.errors import ConfigError
+from middo.model.config import ModelConfig, PretrainConfig
 from middo.pipeline.config import LoopConfig
-from middo.pipeline.specs import STAGE_SPECS, config_class, stage_param_keys
+from middo.pipeline.specs import STAGE_SPECS, stage_param_keys
 
-DEMO_BASE = "models/base"
-"""When `model.base` is this path, the pipeline builds it with the `pretrain` stage (the offline demo)."""
 EVAL_DATA = "data/eval.parquet"
 PLOT_AXES = {
     "train_log.csv": {"x": "step", "y": "loss"},
@@ -38,13 +38,14 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     """
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"rounds = {rounds!r}; pass a whole number of 1 or more (params.yaml: loop.rounds)")
-    loop = section(LoopConfig, params, "loop")
-    data = section(config_class("middo.data.config:DataConfig"), params, "data")
-    base = _base_model(params)
-    builder = _Builder(package_dir, base)
+    section(LoopConfig, params, "loop")
+    data = section(DataConfig, params, "data")
+    base = section(ModelConfig, params, "model").base
+    pretrain = section(PretrainConfig, params, "pretrain") if "pretrain" in params else None
+    builder = _Builder(package_dir, base, built_base=pretrain is not None)
     stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
-    if base == DEMO_BASE:
-        stages["pretrain"] = builder.pretrain(loop)
+    if pretrain is not None:
+        stages["pretrain"] = builder.pretrain(pretrain.corpus)
     for r in range(1, rounds + 1):
         stages[f"train-{r}"] = builder.train(r)
         stages[f"score-{r}"] = builder.score(r)
@@ -56,14 +57,6 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     stages[f"train-{rounds + 1}"] = builder.train(rounds + 1)
     stages[f"eval-{rounds + 1}"] = builder.eval(rounds + 1)
     return {"stages": stages}
-
-
-def _base_model(params: dict[str, Any]) -> str:
-    model = section(config_class("middo.model.config:ModelConfig"), params, "model")
-    base = getattr(model, "base", None)
-    if not base:
-        raise ConfigError("params.yaml: model.base is empty; set it to `models/base` (demo), a local path or a hub id")
-    return base
 
 
 def looks_like_hub_id(spec: str) -> bool:
@@ -84,10 +77,10 @@ def dataset(r: int) -> str:
 class _Builder:
     """Makes one stage mapping per call; holds what every stage shares (code dir, base model)."""
 
-    def __init__(self, package_dir: str | None, base: str):
+    def __init__(self, package_dir: str | None, base: str, built_base: bool):
         self.package_dir = package_dir
         self.base = base
-        self.base_deps = [base] if base == DEMO_BASE else []
+        self.base_deps = [base] if built_base else []
 
     def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list[str], plots=()) -> dict:
         code = [f"stages/{kind}.py"]
@@ -111,9 +104,9 @@ class _Builder:
         deps = [spec for spec in [*seed, eval_input] if not looks_like_hub_id(spec)]
         return self._stage("prepare", args, deps, [dataset(0), EVAL_DATA], ["data/r0/prepare.json"])
 
-    def pretrain(self, loop: LoopConfig) -> dict:
-        args = ["--texts", loop.corpus, "--output", DEMO_BASE, "--metrics", f"{DEMO_BASE}.json"]
-        return self._stage("pretrain", args, [loop.corpus], [DEMO_BASE], [f"{DEMO_BASE}.json"])
+    def pretrain(self, corpus: str) -> dict:
+        args = ["--texts", corpus, "--output", self.base, "--metrics", f"{self.base}.json"]
+        return self._stage("pretrain", args, [corpus], [self.base], [f"{self.base}.json"])
 
     def train(self, r: int) -> dict:
         out, log = f"data/r{r}", f"data/r{r}/train_log.csv"

@@ -2,52 +2,49 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 import textwrap
 from typing import Any
 
 import yaml
 
-from middo.pipeline.specs import STAGE_SPECS, config_class
+from middo.config import field_docs
+from middo.data.config import DataConfig
+from middo.errors import ConfigError
+from middo.model.config import EvalConfig, ModelConfig, PretrainConfig, TrainConfig
+from middo.pipeline.config import LoopConfig
+from middo.pipeline.specs import STAGE_SPECS
+from middo.refine.config import RefineConfig
+from middo.selection.config import SelectConfig
+from middo.signals.config import ClusterConfig, JudgeConfig, ScoreConfig
+from middo.teacher.config import TeacherConfig
 
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("data", "middo.data.config:DataConfig"),
-    ("model", "middo.model.config:ModelConfig"),
-    ("pretrain", "middo.model.config:PretrainConfig"),
-    ("train", "middo.model.config:TrainConfig"),
-    ("score", "middo.signals.config:ScoreConfig"),
-    ("cluster", "middo.signals.config:ClusterConfig"),
-    ("judge", "middo.signals.config:JudgeConfig"),
-    ("select", "middo.selection.config:SelectConfig"),
-    ("refine", "middo.refine.config:RefineConfig"),
-    ("teacher", "middo.teacher.config:TeacherConfig"),
-    ("eval", "middo.model.config:EvalConfig"),
-    ("loop", "middo.pipeline.config:LoopConfig"),
+SECTIONS: tuple[tuple[str, type], ...] = (
+    ("data", DataConfig),
+    ("model", ModelConfig),
+    ("pretrain", PretrainConfig),
+    ("train", TrainConfig),
+    ("score", ScoreConfig),
+    ("cluster", ClusterConfig),
+    ("judge", JudgeConfig),
+    ("select", SelectConfig),
+    ("refine", RefineConfig),
+    ("teacher", TeacherConfig),
+    ("eval", EvalConfig),
+    ("loop", LoopConfig),
 )
 """Every params.yaml section in file order, with the dataclass that reads it."""
+OPTIONAL_SECTIONS = ("pretrain",)
+"""Sections written only when given: `pretrain` makes the pipeline build `model.base` itself (the offline demo)."""
 WIDTH = 119
 HEADER = """\
 # middo parameters. Each section is read by the stages named above it (their dvc.yaml `params:` list exactly the
 # keys they read), so changing `select.*` re-runs select and what follows, never the forward passes.
-# `model.base: models/base` (the offline demo) adds a `pretrain` stage that builds that model from `loop.corpus`;
-# any other value (a local path or a hub id) is used as it is. After changing `loop.*`, `model.base` or
-# `data.seed`/`data.eval`, run `middo unroll` to regenerate dvc.yaml (`middo unroll --sync-params` also refreshes
-# this file after an upgrade: your values are kept, new fields appear at their defaults).
+# A `pretrain` section adds a stage that builds `model.base` from a config and its corpus (the offline demo);
+# without it `model.base` (a local path or a hub id) is used as it is. After changing `loop.*`, `model.base`,
+# `pretrain` or `data.seed`/`data.eval`, run `middo unroll` to regenerate dvc.yaml (`middo unroll --sync-params`
+# also refreshes this file after an upgrade: your values are kept, new fields appear at their defaults).
 """
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (the string literal after each field), first line only."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:], strict=False):
-        is_field = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-        if is_field and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
 
 
 def readers(name: str) -> list[str]:
@@ -56,16 +53,20 @@ def readers(name: str) -> list[str]:
 
 
 def render_params(overrides: dict[str, dict[str, Any]] | None = None) -> str:
-    """params.yaml text: every field of every section at its default, replaced by `overrides[section][key]`."""
+    """params.yaml text: every field of every section at its default, replaced by `overrides[section][key]`.
+
+    Required fields (no default) must be in `overrides`; optional sections are written only when overridden.
+    """
     overrides = overrides or {}
     chunks = [HEADER]
-    for name, target in SECTIONS:
-        cls = config_class(target)
-        values = {f.name: _default(f) for f in dataclasses.fields(cls)}
-        unknown = set(overrides.get(name, {})) - set(values)
+    for name, cls in SECTIONS:
+        if name in OPTIONAL_SECTIONS and name not in overrides:
+            continue
+        given = overrides.get(name, {})
+        unknown = set(given) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise KeyError(f"{name}: no such fields {sorted(unknown)}")
-        values.update(overrides.get(name, {}))
+        values = {f.name: given[f.name] if f.name in given else _default(f, name) for f in dataclasses.fields(cls)}
         cls(**values)  # the written values must load
         doc = " ".join((cls.__doc__ or name).split())
         used_by = ", ".join(readers(name)) or "`middo unroll` only"
@@ -83,12 +84,12 @@ def render_params(overrides: dict[str, dict[str, Any]] | None = None) -> str:
     return "".join(chunks)
 
 
-def _default(field: dataclasses.Field) -> Any:
+def _default(field: dataclasses.Field, section_name: str) -> Any:
     if field.default is not dataclasses.MISSING:
         return field.default
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()
-    raise KeyError(f"{field.name} has no default; give it one so params.yaml can be generated")
+    raise ConfigError(f"params.yaml: {section_name}.{field.name} is required and not set; add it to the file")
 
 
 def _scalar(value: Any) -> str:
@@ -102,8 +103,10 @@ def sync_params(current: dict[str, Any]) -> tuple[str, list[str]]:
     defaults and refreshes the comments; also returns the dotted keys dropped because no dataclass reads them."""
     overrides: dict[str, dict[str, Any]] = {}
     dropped = [name for name in current if name not in dict(SECTIONS)]
-    for name, target in SECTIONS:
-        known = {f.name for f in dataclasses.fields(config_class(target))}
+    for name, cls in SECTIONS:
+        if name in OPTIONAL_SECTIONS and name not in current:
+            continue
+        known = {f.name for f in dataclasses.fields(cls)}
         values = current.get(name) or {}
         overrides[name] = {key: value for key, value in values.items() if key in known}
         dropped += [f"{name}.{key}" for key in values if key not in known]

@@ -24,6 +24,7 @@ import yaml
 
 import middo
 from middo.data.ingest import ingest
+from middo.data.schema import read_samples, sample_meta
 from middo.errors import ConfigError, InputError
 from middo.pipeline.build import build_pipeline
 from middo.pipeline.params_file import render_params
@@ -122,15 +123,15 @@ def _write_data(root: Path, spec: ProjectSpec) -> None:
 
 def _ingested(spec: str, output: Path) -> pl.DataFrame:
     ingest([spec], output)
-    return pl.read_parquet(output)
+    return read_samples(output)
 
 
 def _write_chat_jsonl(frame: pl.DataFrame, path: Path) -> None:
     """One OpenAI-chat row per sample: `messages` plus the fields kept in `meta` (ingesting it gives the same ids)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
-        for row in frame.sort("id").select("messages", "meta").iter_rows(named=True):
-            extra = json.loads(row["meta"]) if row["meta"] else {}
+        for row in frame.sort("id").select("id", "messages", "meta").iter_rows(named=True):
+            extra = sample_meta(row["meta"], row["id"])
             handle.write(json.dumps({**extra, "messages": row["messages"]}, ensure_ascii=False) + "\n")
 
 

@@ -35,6 +35,9 @@ class RefineConfig:
     """Max tokens of a teacher reply that writes a response."""
     token_budget: int = 4096
     """Padded tokens per batch of the gate's forward pass under Mr (child losses and embeddings)."""
+    prompts: str | None = None
+    """Template file of the teacher's instructions (a copy of middo/templates/refine.yaml, edited); null uses the
+    packaged one. The request markers are fixed (`middo.refine.contract`)."""
 
     def __post_init__(self) -> None:
         check(0 < self.dup_threshold <= 1, f"refine.dup_threshold = {self.dup_threshold}; use a cosine in (0, 1]")

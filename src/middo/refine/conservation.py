@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from middo.data.schema import REPLACING_OPS
 from middo.errors import MiddoError
-
-REPLACING_OPS = ("simplify", "improve")
-"""Operations whose accepted child replaces its parent; `synthesize` adds a child and keeps the parent."""
 
 
 class ConservationError(MiddoError):

@@ -7,17 +7,16 @@ simply repeated (and, the request being different, not served again from the req
 
 from __future__ import annotations
 
-import json
-
-from middo.errors import InputError
+from middo.data.schema import sample_meta
 
 REASON_CHARS = 240
 
 
 def earlier_notes(meta: str | None, op: str, sample_id: str = "?") -> tuple[str, ...]:
     """One note per earlier attempt of `op` recorded in `meta` (a sample's meta JSON), oldest first; a meta that is
-    not JSON is an error naming the sample."""
-    record = _refine_record(meta, sample_id)
+    not a JSON object is an error naming the sample."""
+    record = sample_meta(meta, sample_id).get("refine")
+    record = record if isinstance(record, dict) else {}
     attempts = record.get("attempts") if isinstance(record.get("attempts"), list) else []
     notes = []
     for attempt in attempts:
@@ -32,15 +31,3 @@ def _note(round_number, attempt: dict) -> str:
         return f"{where} the {attempt['op']} attempt on this sample was accepted as a new sample."
     reason = str(attempt.get("reason") or attempt.get("outcome") or "unknown")[:REASON_CHARS]
     return f"{where} the {attempt['op']} attempt on this sample was not used: {reason}."
-
-
-def _refine_record(meta: str | None, sample_id: str) -> dict:
-    if not meta:
-        return {}
-    try:
-        loaded = json.loads(meta)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"sample {sample_id}: its `meta` is not JSON ({exc}); write meta as a JSON object string "
-                         "or leave it empty") from exc
-    record = loaded.get("refine") if isinstance(loaded, dict) else None
-    return record if isinstance(record, dict) else {}

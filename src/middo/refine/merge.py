@@ -7,8 +7,7 @@ import math
 
 import polars as pl
 
-from middo.data.schema import SAMPLE_SCHEMA, sample_id
-from middo.refine.conservation import REPLACING_OPS
+from middo.data.schema import REPLACING_OPS, SAMPLE_SCHEMA, sample_id, with_meta
 from middo.refine.operations import Attempt
 
 PARENT_ONLY_META = ("answer", "item", "planted", "refine")
@@ -18,18 +17,15 @@ planted defects, its own refine record): not carried to a child, whose content d
 
 def child_meta(parent_meta: str | None, attempt: Attempt, round_number: int) -> str:
     """The parent's meta minus content-bound keys, plus a `refine` record (op, parent, round, gate scores)."""
-    meta = _load(parent_meta)
-    meta = {key: value for key, value in meta.items() if key not in PARENT_ONLY_META}
-    meta["refine"] = {"op": attempt.task.op, "parent": attempt.task.parent, "round": round_number,
-                      "variant": attempt.task.variant, "gate": finite(attempt.scores)}
-    return json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
+    record = {"op": attempt.task.op, "parent": attempt.task.parent, "round": round_number,
+              "variant": attempt.task.variant, "gate": finite(attempt.scores)}
+    return with_meta(parent_meta, attempt.task.parent, {"refine": record}, drop=PARENT_ONLY_META)
 
 
 def kept_meta(meta: str | None, attempts: list[Attempt], round_number: int) -> str:
     """A kept parent's meta with this round's attempts on it (outcome and reason) under `refine`."""
-    loaded = _load(meta)
-    loaded["refine"] = {"round": round_number, "attempts": [attempt_summary(a) for a in attempts]}
-    return json.dumps(loaded, ensure_ascii=False, sort_keys=True, default=str)
+    record = {"round": round_number, "attempts": [attempt_summary(a) for a in attempts]}
+    return with_meta(meta, attempts[0].task.parent if attempts else "?", {"refine": record})
 
 
 def attempt_summary(attempt: Attempt) -> dict:
@@ -82,10 +78,3 @@ def attempts_table(attempts: list[Attempt], round_number: int) -> pl.DataFrame:
 def finite(scores: dict) -> dict:
     """Scores with NaN/inf as None, so the JSON stays valid."""
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in scores.items()}
-
-
-def _load(meta: str | None) -> dict:
-    if not meta:
-        return {}
-    loaded = json.loads(meta)
-    return loaded if isinstance(loaded, dict) else {"value": loaded}

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 
+from middo.data.schema import REFINE_OPS
 from middo.refine.config import RefineConfig
 from middo.refine.gate import CHECKS
 from middo.refine.operations import Attempt
-
-OPS = ("simplify", "improve", "synthesize")
 
 
 def refine_metrics(attempts: list[Attempt], counts: dict[str, int], usage: dict, config: RefineConfig) -> dict:
     """Counts per operation and in total, the teacher's token usage, and the sizes of D(r-1) and D(r)."""
     per_op = {}
-    for op in OPS:
+    for op in REFINE_OPS:
         mine = [a for a in attempts if a.task.op == op]
         outcomes = Counter(a.outcome for a in mine)
         rejected = Counter(a.check for a in mine if a.outcome == "rejected")
@@ -29,7 +28,7 @@ def refine_metrics(attempts: list[Attempt], counts: dict[str, int], usage: dict,
             "teacher_failures_by_phase": {"prompt": failed["prompt"], "response": failed["response"]},
             "unparsed": outcomes["unparsed"],
         }
-    total = {key: sum(per_op[op][key] for op in OPS)
+    total = {key: sum(per_op[op][key] for op in REFINE_OPS)
              for key in ("requested", "accepted", "rejected", "teacher_failures", "unparsed")}
     return {
         "gate": config.gate,

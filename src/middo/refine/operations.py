@@ -16,7 +16,7 @@ from middo.errors import InputError, MiddoError
 from middo.refine.config import RefineConfig
 from middo.refine.history import earlier_notes
 from middo.refine.parse import extract_final
-from middo.refine.prompts import cut, prompt_text, respond_messages, rewrite_messages, synthesize_messages
+from middo.refine.prompts import RefinePrompts, cut, prompt_text
 from middo.tables import join_by_id
 from middo.teacher import ChatReply, ChatRequest, Teacher
 
@@ -103,35 +103,37 @@ class TeacherFailure(MiddoError):
     """Teacher calls failed and `refine.on_teacher_failure` is `fail`."""
 
 
-def prompt_request(task: Task, config: RefineConfig, temperature: float) -> ChatRequest:
+def prompt_request(task: Task, config: RefineConfig, temperature: float, prompts: RefinePrompts) -> ChatRequest:
     """The phase-one request of a task: write the new prompt."""
     if task.op == "synthesize":
-        messages = synthesize_messages(task.messages, list(task.hints), task.variant, config.synth_per_sample,
-                                       task.earlier)
+        messages = prompts.synthesize(task.messages, list(task.hints), task.variant, config.synth_per_sample,
+                                      task.earlier)
     else:
-        messages = rewrite_messages(task.op, task.messages, task.earlier)
+        messages = prompts.rewrite(task.op, task.messages, task.earlier)
     return ChatRequest(messages=messages, temperature=temperature, max_tokens=config.prompt_max_tokens, op=task.op)
 
 
-def response_request(attempt: Attempt, config: RefineConfig, temperature: float) -> ChatRequest:
+def response_request(attempt: Attempt, config: RefineConfig, temperature: float,
+                     prompts: RefinePrompts) -> ChatRequest:
     """The phase-two request of a task: answer its new prompt."""
-    return ChatRequest(messages=respond_messages(attempt.new_prompt), temperature=temperature,
+    return ChatRequest(messages=prompts.respond(attempt.new_prompt), temperature=temperature,
                        max_tokens=config.response_max_tokens, op=f"{attempt.task.op}:respond")
 
 
-def run_teacher(tasks: list[Task], teacher: Teacher, config: RefineConfig, temperature: float) -> list[Attempt]:
+def run_teacher(tasks: list[Task], teacher: Teacher, config: RefineConfig, temperature: float,
+                prompts: RefinePrompts) -> list[Attempt]:
     """Both phases; every attempt comes back with a child or with the reason it has none.
 
     With `on_teacher_failure: fail`, failed calls of a phase raise TeacherFailure before the next phase starts.
     """
     attempts = [Attempt(task) for task in tasks]
-    requests = [prompt_request(a.task, config, temperature) for a in attempts]
+    requests = [prompt_request(a.task, config, temperature, prompts) for a in attempts]
     replies = teacher.complete(requests) if requests else []
     for attempt, reply in zip(attempts, replies, strict=True):
         attempt.new_prompt = _read(attempt, reply, "prompt")
     _stop_on_failure(attempts, config, "prompt")
     live = [a for a in attempts if a.new_prompt is not None]
-    replies = teacher.complete([response_request(a, config, temperature) for a in live]) if live else []
+    replies = teacher.complete([response_request(a, config, temperature, prompts) for a in live]) if live else []
     for attempt, reply in zip(live, replies, strict=True):
         response = _read(attempt, reply, "response")
         if response is not None:

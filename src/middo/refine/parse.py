@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from middo.refine.prompts import FINAL_CLOSE, FINAL_OPEN
+from middo.refine.contract import FINAL_CLOSE, FINAL_OPEN
 
 _FINAL = re.compile(re.escape(FINAL_OPEN) + r"(.*?)" + re.escape(FINAL_CLOSE), re.DOTALL)
 

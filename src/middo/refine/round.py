@@ -15,6 +15,7 @@ from middo.refine.gate import Candidate, Gate, Reference
 from middo.refine.merge import merge_round
 from middo.refine.metrics import refine_metrics
 from middo.refine.operations import Attempt, plan_tasks, run_teacher
+from middo.refine.prompts import RefinePrompts
 from middo.tables import join_by_id
 from middo.teacher import Teacher
 
@@ -58,11 +59,11 @@ def apply_gate(attempts: list[Attempt], gate: Gate) -> None:
 
 
 def refine_round(previous: pl.DataFrame, flags: pl.DataFrame, knn: pl.DataFrame, teacher: Teacher, gate: Gate,
-                 config: RefineConfig, round_number: int, temperature: float) -> RefineResult:
+                 config: RefineConfig, round_number: int, temperature: float, prompts: RefinePrompts) -> RefineResult:
     """D(r) from D(r-1): flagged samples rewritten by the teacher, children gated, merged with lineage, checked."""
     tasks = plan_tasks(previous, flags, knn, config)
     log.info("refine round %d: %d operations on %d samples", round_number, len(tasks), len({t.parent for t in tasks}))
-    attempts = run_teacher(tasks, teacher, config, temperature)
+    attempts = run_teacher(tasks, teacher, config, temperature, prompts)
     apply_gate(attempts, gate)
     dataset = merge_round(previous, attempts, round_number)
     counts = check_conservation(previous["id"].to_list(), dataset)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-
 from middo.data.schema import read_samples, write_samples
 from middo.errors import InputError
 from middo.log import get_logger, write_metrics
@@ -14,22 +12,39 @@ from middo.model.config import ModelConfig
 from middo.refine.config import RefineConfig
 from middo.refine.gate import Embedder, Gate, Scorer
 from middo.refine.merge import attempts_table
+from middo.refine.prompts import load_refine_prompts
 from middo.refine.round import RefineResult, build_reference, refine_round
 from middo.refine.scorers import ModelScorer, judge_rater
-from middo.signals.config import JudgeConfig
 from middo.signals.embeddings import load_embeddings
-from middo.tables import write_table
-from middo.teacher import TeacherConfig, make_teacher
+from middo.signals.judge import Judge
+from middo.tables import read_table, write_table
+from middo.teacher import Teacher
 
 log = get_logger(__name__)
 
 
-def read_table(path: str | Path, name: str) -> pl.DataFrame:
-    """A round table, with an error naming the stage that writes it."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no {name} table; run the {name} stage of this round first")
-    return pl.read_parquet(path)
+@dataclass(frozen=True)
+class RefinePaths:
+    """Files of the refine stage."""
+
+    data: Path
+    """Dataset D(r-1) (Parquet)."""
+    flags: Path
+    """Flags table of the round (Parquet)."""
+    knn: Path
+    """Neighbours table of the round (Parquet)."""
+    embeddings: Path
+    """Prompt embeddings of D(r-1) under Mr (directory)."""
+    model: Path
+    """Round model Mr (dir): child losses and embeddings, and the judge in its local modes."""
+    round: int
+    """Round number r (written to new samples)."""
+    output: Path
+    """Dataset D(r) to write (Parquet)."""
+    metrics: Path
+    """Metrics JSON to write."""
+    log: Path | None = None
+    """Optional refine log to write: one row per attempt (Parquet)."""
 
 
 @dataclass(frozen=True)
@@ -41,44 +56,39 @@ class GateScorers:
     embed: Embedder
 
 
-def model_scorers(model: str | Path, model_cfg: ModelConfig, refine_cfg: RefineConfig, judge_cfg: JudgeConfig,
-                  teacher_cfg: TeacherConfig) -> GateScorers:
+def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge) -> GateScorers:
     """Loss and embeddings under Mr from one forward pass (loaded on first use), ratings from the round's judge."""
-    scorer = ModelScorer.from_path(model, refine_cfg.token_budget, model_cfg)
-    judge = judge_rater(model, model_cfg, judge_cfg, teacher_cfg)
+    scorer = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg)
+    rate_with_judge = judge_rater(judge)
 
     def rate(samples: list[dict]) -> dict[str, float]:
-        scorer.release()  # the gate rates last; the judge loads its own copy of Mr, so hold one at a time
-        return judge(samples)
+        scorer.release()  # the gate rates last; a local judge loads its own copy of Mr, so hold one at a time
+        return rate_with_judge(samples)
 
     return GateScorers(scorer.loss, rate, scorer.embed)
 
 
-def run_refine(data: str | Path, flags: str | Path, knn: str | Path, embeddings: str | Path, model: str | Path,
-               round_number: int, output: str | Path, metrics: str | Path, model_cfg: ModelConfig,
-               refine_cfg: RefineConfig, teacher_cfg: TeacherConfig, judge_cfg: JudgeConfig, centered: bool,
-               log_path: str | Path | None = None,
-               scorers: GateScorers | None = None) -> RefineResult:
-    """Write D(r) to `output`, refine.json to `metrics` and, if `log_path`, one row per attempt.
+def run_refine(paths: RefinePaths, teacher: Teacher, refine_cfg: RefineConfig, judge: Judge, centered: bool,
+               temperature: float, scorers: GateScorers | None = None) -> RefineResult:
+    """Write D(r), refine.json and, if `paths.log`, one row per attempt.
 
-    `centered` is `cluster.center` (the geometry of the knn table). `scorers` replaces the gate's scorers under
-    Mr and the judge (tests, or another judge).
+    `teacher` answers the refine requests and, when `judge.teacher` is the same object, the gate's ratings too, so
+    its usage in refine.json counts every request of the stage. `centered` is `cluster.center` (the geometry of the
+    knn table); `temperature` is `teacher.temperature`. `scorers` replaces the gate's scorers (tests).
     """
-    previous = read_samples(data)
-    flag_table, knn_table = read_table(flags, "select"), read_table(knn, "cluster")
-    embedding_ids, vectors = load_embeddings(embeddings)
+    if paths.round < 1:
+        raise InputError(f"--round {paths.round}: rounds count from 1 (round 0 is the seed set)")
+    prompts = load_refine_prompts(refine_cfg.prompts)
+    previous = read_samples(paths.data)
+    flag_table, knn_table = read_table(paths.flags, "select"), read_table(paths.knn, "cluster")
+    embedding_ids, vectors = load_embeddings(paths.embeddings)
     reference = build_reference(previous, embedding_ids, vectors, knn_table, centered)
-    scorers = scorers or model_scorers(model, model_cfg, refine_cfg, judge_cfg, teacher_cfg)
+    scorers = scorers or model_scorers(judge.model_cfg, refine_cfg, judge)
     gate = Gate(reference, refine_cfg.dup_threshold, scorers.loss, scorers.rate, scorers.embed, refine_cfg.gate)
-    teacher = make_teacher(teacher_cfg)
-    try:
-        result = refine_round(previous, flag_table, knn_table, teacher, gate, refine_cfg, round_number,
-                              teacher_cfg.temperature)
-    finally:
-        if hasattr(teacher, "close"):
-            teacher.close()
-    write_samples(result.dataset, output)
-    write_metrics(result.metrics, metrics)
-    if log_path is not None:
-        write_table(attempts_table(result.attempts, round_number), log_path)
+    result = refine_round(previous, flag_table, knn_table, teacher, gate, refine_cfg, paths.round, temperature,
+                          prompts)
+    write_samples(result.dataset, paths.output)
+    write_metrics(result.metrics, paths.metrics)
+    if paths.log is not None:
+        write_table(attempts_table(result.attempts, paths.round), paths.log)
     return result

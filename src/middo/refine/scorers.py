@@ -9,6 +9,7 @@ import numpy as np
 
 from middo.model.config import ModelConfig
 from middo.model.forward import score_forward
+from middo.signals.judge import Judge, judge_samples
 
 
 class ModelScorer:
@@ -62,13 +63,12 @@ class ModelScorer:
         return np.stack([self._vectors[s["id"]] for s in samples]) if samples else np.zeros((0, 0), np.float32)
 
 
-def judge_rater(model_path: str | Path, model_cfg: ModelConfig, judge_cfg, teacher_cfg):
-    """rate_fn for the gate: `quality` from `middo.signals.judge.judge_samples` with the round's judge settings."""
-    from middo.signals.judge import judge_samples
+def judge_rater(judge: Judge):
+    """rate_fn for the gate: `quality` from `middo.signals.judge.judge_samples` with the round's judge."""
 
     def rate(samples: list[dict]) -> dict[str, float]:
         unique = list({s["id"]: s for s in samples}.values())
-        table = judge_samples(unique, model_path, model_cfg, judge_cfg, teacher_cfg).table
+        table = judge_samples(unique, judge).table
         return dict(zip(table["id"].to_list(), table["quality"].to_list(), strict=True))
 
     return rate

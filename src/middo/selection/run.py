@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +13,7 @@ from middo.log import get_logger, write_metrics
 from middo.selection.config import SelectConfig
 from middo.selection.metrics import histogram_table, selection_metrics
 from middo.selection.rules import Selection, select_flags
-from middo.tables import join_by_id, write_table
+from middo.tables import join_by_id, read_table, write_table
 
 log = get_logger(__name__)
 
@@ -30,35 +31,39 @@ def join_signals(data: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.Data
     return joined
 
 
-def read_table(path: str | Path, name: str) -> pl.DataFrame:
-    """Read one signal table, with an error naming the stage that writes it."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no {name} table; run the stage that writes it first")
-    return pl.read_parquet(path)
+@dataclass(frozen=True)
+class SelectPaths:
+    """Files of the select stage."""
+
+    data: Path
+    """Dataset D(r-1) (Parquet)."""
+    scores: Path
+    """Losses table of the round (Parquet)."""
+    knn: Path
+    """Neighbours table of the round (Parquet)."""
+    ratings: Path
+    """Judge ratings table of the round (Parquet)."""
+    output: Path
+    """Flags table to write (Parquet)."""
+    metrics: Path
+    """Metrics JSON to write."""
+    plot: Path | None = None
+    """Histogram CSV to write (signal, bins, flagged, threshold)."""
 
 
-def run_select(
-    data: str | Path,
-    scores: str | Path,
-    knn: str | Path,
-    ratings: str | Path,
-    output: str | Path,
-    metrics: str | Path,
-    config: SelectConfig,
-    plot: str | Path | None = None,
-) -> Selection:
-    """Write the flags table (in dataset order), select.json and, if `plot` is given, the histogram CSV."""
-    samples = read_samples(data)
-    tables = {name: read_table(path, name) for name, path in (("scores", scores), ("knn", knn), ("ratings", ratings))}
+def run_select(paths: SelectPaths, config: SelectConfig) -> Selection:
+    """Write the flags table (in dataset order), select.json and, if `paths.plot`, the histogram CSV."""
+    samples = read_samples(paths.data)
+    sources = (("scores", "score", paths.scores), ("knn", "cluster", paths.knn), ("ratings", "judge", paths.ratings))
+    tables = {name: read_table(path, stage) for name, stage, path in sources}
     joined = samples.select("id").join(join_signals(samples, tables), on="id", how="left", maintain_order="left")
     selection = select_flags(joined, config)
-    write_table(selection.flags, output)
+    write_table(selection.flags, paths.output)
     summary = selection_metrics(selection, config)
-    write_metrics(summary, metrics)
-    if plot is not None:
-        Path(plot).parent.mkdir(parents=True, exist_ok=True)
-        histogram_table(selection).write_csv(plot)
+    write_metrics(summary, paths.metrics)
+    if paths.plot is not None:
+        paths.plot.parent.mkdir(parents=True, exist_ok=True)
+        histogram_table(selection).write_csv(paths.plot)
     log.info("select (%s): %s of %d samples flagged %s", config.mode, summary["counts"]["any"], summary["n_samples"],
              {k: v for k, v in summary["counts"].items() if k not in ("any", "none")})
     return selection

@@ -79,6 +79,9 @@ class JudgeConfig:
     """`openai` mode: alternatives per reply token to ask for (servers cap it, OpenAI at 20)."""
     min_score_mass: float = 0.0
     """`logits` mode: a rating whose score tokens get less probability than this is NaN (0 keeps every rating)."""
+    prompts: str | None = None
+    """Template file of the rating prompts (a copy of middo/templates/judge.yaml, edited); null uses the packaged
+    one."""
 
     def __post_init__(self) -> None:
         check(self.token_budget >= 64, f"judge.token_budget = {self.token_budget}; use at least 64 tokens")

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from middo.data.schema import read_samples
+from middo.errors import ConfigError
 from middo.log import get_logger, write_metrics
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
@@ -21,9 +22,9 @@ from middo.signals.config import JudgeConfig
 from middo.signals.judge_local import rate_local
 from middo.signals.judge_openai import rate_openai
 from middo.signals.judge_parse import MAX_SCORE, parse_rating
-from middo.signals.judge_prompts import ASPECTS
+from middo.signals.judge_prompts import ASPECTS, JudgePrompts, load_judge_prompts
 from middo.tables import write_table
-from middo.teacher import TeacherConfig
+from middo.teacher import Teacher
 
 log = get_logger(__name__)
 
@@ -57,11 +58,44 @@ def histogram(table: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(out)
 
 
-def _local_ratings(samples: list[dict], model_path: str | Path, model_cfg: ModelConfig, judge_cfg: JudgeConfig):
-    model, tokenizer = load_model(model_path, device=model_cfg.device, dtype=model_cfg.dtype)
+@dataclass(frozen=True)
+class JudgePaths:
+    """Files of the judge stage."""
+
+    data: Path
+    """Dataset D(r-1) (Parquet)."""
+    model: Path
+    """Round model Mr (the judge in modes logits and generate)."""
+    output: Path
+    """Ratings table to write (Parquet)."""
+    metrics: Path
+    """Metrics JSON to write."""
+    plot: Path
+    """Histogram CSV of the ratings (DVC plot data)."""
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Who rates: the judge settings, the rating prompts, the model that judges in the local modes, and the
+    stage's teacher (which judges in mode `openai`)."""
+
+    cfg: JudgeConfig
+    model_path: str | Path
+    model_cfg: ModelConfig
+    teacher: Teacher | None = None
+    prompts: JudgePrompts | None = None
+
+    def rating_prompts(self) -> JudgePrompts:
+        """The prompts given, else those of `judge.prompts`."""
+        return self.prompts or load_judge_prompts(self.cfg.prompts)
+
+
+def _local_ratings(samples: list[dict], judge: Judge):
+    model_cfg, judge_cfg = judge.model_cfg, judge.cfg
+    model, tokenizer = load_model(judge.model_path, device=model_cfg.device, dtype=model_cfg.dtype)
     generate = judge_cfg.mode == "generate"
     local = rate_local(model, tokenizer, samples, judge_cfg.token_budget, generate, judge_cfg.max_new_tokens,
-                       model_cfg.max_length, model_cfg.chat_template)
+                       model_cfg.max_length, model_cfg.chat_template, prompts=judge.rating_prompts())
     metrics = {"truncated": local.truncated}
     if generate:
         ratings = np.array([[parse_rating(reply) for reply in row] for row in local.replies], dtype=np.float64)
@@ -73,19 +107,21 @@ def _local_ratings(samples: list[dict], model_path: str | Path, model_cfg: Model
     return ratings, metrics
 
 
-def judge_samples(samples: list[dict], model_path: str | Path, model_cfg: ModelConfig, judge_cfg: JudgeConfig,
-                  teacher_cfg: TeacherConfig | None = None) -> JudgeResult:
+def judge_samples(samples: list[dict], judge: Judge) -> JudgeResult:
     """Rate `samples` (dicts with `id`, `messages`) with the configured judge."""
     started = time.perf_counter()
-    if judge_cfg.mode == "openai":
-        ratings, metrics = rate_openai(samples, teacher_cfg, judge_cfg)
+    if judge.cfg.mode == "openai":
+        if judge.teacher is None:
+            raise ConfigError("judge.mode is `openai` but the stage made no teacher; build one from the `teacher` "
+                              "section with make_teacher and pass it")
+        ratings, metrics = rate_openai(samples, judge.teacher, judge.cfg, judge.rating_prompts())
     else:
-        ratings, metrics = _local_ratings(samples, model_path, model_cfg, judge_cfg)
+        ratings, metrics = _local_ratings(samples, judge)
     table = ratings_table([sample["id"] for sample in samples], ratings)
     n_ratings = ratings.size
     nan_ratings = int(np.isnan(ratings).sum())
     metrics = {
-        "mode": judge_cfg.mode,
+        "mode": judge.cfg.mode,
         "samples": len(samples),
         "ratings": n_ratings,
         "nan_ratings": nan_ratings,
@@ -103,15 +139,17 @@ def judge_samples(samples: list[dict], model_path: str | Path, model_cfg: ModelC
     return JudgeResult(table, metrics)
 
 
-def run_judge(data: str | Path, model: str | Path, output: str | Path, metrics: str | Path, plot: str | Path,
-              model_cfg: ModelConfig, judge_cfg: JudgeConfig, teacher_cfg: TeacherConfig | None = None) -> JudgeResult:
-    """Read the dataset, rate it, write the ratings table, the metrics JSON and the histogram CSV."""
-    frame = read_samples(data)
-    result = judge_samples(frame.select("id", "messages").to_dicts(), model, model_cfg, judge_cfg, teacher_cfg)
-    write_table(result.table, output)
-    write_metrics(result.metrics, metrics)
-    Path(plot).parent.mkdir(parents=True, exist_ok=True)
-    histogram(result.table).write_csv(plot)
-    log.info("judged %d samples (%s mode) in %.1fs: %d NaN ratings", len(frame), judge_cfg.mode,
+def run_judge(paths: JudgePaths, judge: Judge) -> JudgeResult:
+    """Read the dataset, rate it, write the ratings table, the metrics JSON (with the teacher's usage when it
+    judged) and the histogram CSV."""
+    frame = read_samples(paths.data)
+    result = judge_samples(frame.select("id", "messages").to_dicts(), judge)
+    if judge.teacher is not None:
+        result.metrics["teacher_usage"] = judge.teacher.usage()
+    write_table(result.table, paths.output)
+    write_metrics(result.metrics, paths.metrics)
+    paths.plot.parent.mkdir(parents=True, exist_ok=True)
+    histogram(result.table).write_csv(paths.plot)
+    log.info("judged %d samples (%s mode) in %.1fs: %d NaN ratings", len(frame), judge.cfg.mode,
              result.metrics["seconds"], result.metrics["nan_ratings"])
     return result

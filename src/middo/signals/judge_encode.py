@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from middo.data.schema import response_text
-from middo.signals.judge_prompts import ASPECTS, prompt_text, rating_messages
+from middo.signals.judge_prompts import ASPECTS, JudgePrompts, load_judge_prompts, prompt_text
 
 CUT_MARK = " [...]"
 
@@ -31,10 +31,10 @@ class RatingInput:
         return len(self.prefix) + sum(len(suffix) for suffix in self.suffixes)
 
 
-def _render(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> list[list[int]]:
+def _render(tokenizer: PreTrainedTokenizerBase, prompts: JudgePrompts, prompt: str, response: str) -> list[list[int]]:
     """Token ids of the six rating prompts of a sample (one batched tokenizer call)."""
     texts = [
-        tokenizer.apply_chat_template(rating_messages(prompt, response, aspect), tokenize=False,
+        tokenizer.apply_chat_template(prompts.rating_messages(prompt, response, aspect), tokenize=False,
                                       add_generation_prompt=True)
         for aspect in ASPECTS
     ]
@@ -54,9 +54,10 @@ def _cut(tokenizer: PreTrainedTokenizerBase, text: str, keep: int) -> str:
     return text if len(ids) <= keep else tokenizer.decode(ids[: max(keep, 0)]) + CUT_MARK
 
 
-def _fit(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, limit: int) -> tuple[list[list[int]], bool]:
+def _fit(tokenizer: PreTrainedTokenizerBase, prompts: JudgePrompts, prompt: str, response: str,
+         limit: int) -> tuple[list[list[int]], bool]:
     """The six prompts' ids, prompt and response texts cut so that each has at most `limit` tokens."""
-    rows = _render(tokenizer, prompt, response)
+    rows = _render(tokenizer, prompts, prompt, response)
     longest = max(map(len, rows))
     if longest <= limit:
         return rows, False
@@ -67,7 +68,8 @@ def _fit(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, limit: 
         # the shorter text keeps what it has if it fits in half; the longer gets the rest
         keep_prompt = sizes[0] if sizes[0] <= half else max(half, room - sizes[1])
         keep_response = max(room - keep_prompt, 0)
-        rows = _render(tokenizer, _cut(tokenizer, prompt, keep_prompt), _cut(tokenizer, response, keep_response))
+        rows = _render(tokenizer, prompts, _cut(tokenizer, prompt, keep_prompt),
+                       _cut(tokenizer, response, keep_response))
         longest = max(map(len, rows))
         if longest <= limit or room <= 0:
             return rows, True
@@ -75,13 +77,15 @@ def _fit(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, limit: 
 
 
 def encode_ratings(tokenizer: PreTrainedTokenizerBase, sample_id: str, messages: list[dict], limit: int,
-                   share_prefix: bool = True) -> RatingInput:
+                   share_prefix: bool = True, prompts: JudgePrompts | None = None) -> RatingInput:
     """The six rating prompts of a sample, tokenised with the chat template, each at most `limit` tokens.
 
-    With `share_prefix=False` the prefix is a single token and each suffix is nearly the whole prompt (the
-    six-separate-sequences baseline, kept for benchmarks).
+    `prompts`: the rating prompts (`judge.prompts`); None takes the packaged ones. With `share_prefix=False` the
+    prefix is a single token and each suffix is nearly the whole prompt (the six-separate-sequences baseline, kept
+    for benchmarks).
     """
-    rows, truncated = _fit(tokenizer, prompt_text(messages), response_text(messages), limit)
+    rows, truncated = _fit(tokenizer, prompts or load_judge_prompts(), prompt_text(messages), response_text(messages),
+                           limit)
     shared = _common_prefix_length(rows) if share_prefix else 1
     shared = min(shared, min(len(row) for row in rows) - 1)  # every suffix keeps at least one token
     return RatingInput(sample_id, rows[0][:shared], [row[shared:] for row in rows], truncated)

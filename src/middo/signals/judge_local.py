@@ -24,7 +24,7 @@ from middo.model.encode import ensure_chat_template
 from middo.model.forward import body_and_head, context_length
 from middo.signals.judge_encode import RatingInput, encode_ratings
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
-from middo.signals.judge_prompts import ASPECTS
+from middo.signals.judge_prompts import ASPECTS, JudgePrompts
 
 N = len(ASPECTS)
 
@@ -147,13 +147,16 @@ def _stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set
 
 def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict],
                token_budget: int, generate: bool, max_new_tokens: int = 8, max_length: int | None = None,
-               chat_template: str | None = None, share_prefix: bool = True, progress: bool = True) -> LocalRatings:
-    """Six ratings per sample (dicts with `id`, `messages`) by the local model, batched by length under a budget."""
+               chat_template: str | None = None, share_prefix: bool = True, progress: bool = True,
+               prompts: JudgePrompts | None = None) -> LocalRatings:
+    """Six ratings per sample (dicts with `id`, `messages`) by the local model, batched by length under a budget.
+
+    `prompts`: the rating prompts (`judge.prompts`); None takes the packaged ones."""
     ensure_chat_template(tokenizer, chat_template)
     tokens = None if generate else score_tokens(tokenizer)
     room = max_new_tokens if generate else 1
     limit = context_length(model, max_length) - room
-    encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, share_prefix) for s in samples]
+    encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, share_prefix, prompts) for s in samples]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     shared = shared_prefix(model, encoded) if encoded else Shared(0, None)
     costs = [row.cost() - shared.length + (N * room) for row in encoded]

@@ -12,11 +12,10 @@ import math
 
 import numpy as np
 
-from middo.errors import ConfigError
 from middo.signals.config import JudgeConfig
 from middo.signals.judge_parse import expected_from_top_logprobs, parse_rating
-from middo.signals.judge_prompts import ASPECTS, sample_rating_messages
-from middo.teacher import ChatReply, ChatRequest, TeacherConfig, make_teacher
+from middo.signals.judge_prompts import ASPECTS, JudgePrompts
+from middo.teacher import ChatReply, ChatRequest, Teacher
 
 OP = "judge"
 
@@ -36,17 +35,13 @@ def rating_from_reply(reply: ChatReply, min_mass: float = 0.0) -> tuple[float, s
     return rating, "unparseable" if math.isnan(rating) else "parsed"
 
 
-def rate_openai(samples: list[dict], teacher_cfg: TeacherConfig | None, judge_cfg: JudgeConfig, teacher=None):
-    """(ratings [N, 6], metrics) from the teacher endpoint; `teacher` overrides the one `teacher_cfg` makes."""
-    if teacher is None:
-        if teacher_cfg is None:
-            raise ConfigError("judge.mode is `openai` but no `teacher` section was given; set teacher.base_url/model")
-        teacher = make_teacher(teacher_cfg)
+def rate_openai(samples: list[dict], teacher: Teacher, judge_cfg: JudgeConfig, prompts: JudgePrompts):
+    """(ratings [N, 6], metrics) from the stage's teacher; its usage is the stage's, reported by the caller."""
     logprobs = judge_cfg.top_logprobs or None
     requests = [
         ChatRequest(messages, temperature=0.0, max_tokens=judge_cfg.max_new_tokens, op=OP, logprobs=logprobs)
         for sample in samples
-        for messages in sample_rating_messages(list(sample["messages"]))
+        for messages in prompts.sample_rating_messages(list(sample["messages"]))
     ]
     replies = teacher.complete(requests)
     read = [rating_from_reply(reply, judge_cfg.min_score_mass) for reply in replies]
@@ -58,6 +53,5 @@ def rate_openai(samples: list[dict], teacher_cfg: TeacherConfig | None, judge_cf
         "logprob_ratings": how.count("logprobs"),
         "parsed_replies": how.count("parsed") + how.count("unparseable"),
         "parse_failures": how.count("unparseable"),
-        "teacher_usage": teacher.usage(),
     }
     return ratings, metrics

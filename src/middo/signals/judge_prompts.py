@@ -1,13 +1,20 @@
-"""The six rating prompts: fixed instructions, then the sample, then a short question per aspect.
+"""The six rating prompts: instructions, then the sample, then a short question per aspect.
 
-The instructions are the same for every sample and the question comes last, so all prompts share the instructions
-and the six prompts of a sample also share the sample block: a local judge computes each part once
-(see `middo.signals.judge_local`).
+The wording comes from a template file (`judge.prompts`; the packaged `middo/templates/judge.yaml` by default); the
+sample markers `[PROMPT]`/`[/PROMPT]` and `[RESPONSE]`/`[/RESPONSE]` are fixed. The instructions are the same for
+every sample and the question comes last, so all prompts share the instructions and the six prompts of a sample
+also share the sample block: a local judge computes each part once (see `middo.signals.judge_local`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
 from middo.data.schema import prompt_messages, response_text
+from middo.errors import ConfigError
+from middo.templates import load_template, require_texts
 
 ASPECTS = (
     "prompt_factuality",
@@ -17,21 +24,52 @@ ASPECTS = (
     "response_clarity",
     "response_completeness",
 )
+PROMPT_OPEN, PROMPT_CLOSE = "[PROMPT]", "[/PROMPT]"
+RESPONSE_OPEN, RESPONSE_CLOSE = "[RESPONSE]", "[/RESPONSE]"
 
-QUESTIONS = {
-    "prompt_factuality": "PROMPT factuality: are the facts and premises it states true?",
-    "prompt_clarity": "PROMPT clarity: is it unambiguous and easy to understand?",
-    "prompt_completeness": "PROMPT completeness: does it give everything needed to answer it well?",
-    "response_factuality": "RESPONSE factuality: is every statement in it correct?",
-    "response_clarity": "RESPONSE clarity: is it well organised and easy to follow?",
-    "response_completeness": "RESPONSE completeness: does it fully answer every part of the prompt?",
-}
 
-HEADER = "You are grading one example from an instruction-tuning dataset.\n\n"
-ANSWER_FORMAT = (
-    "Rate the aspect named after the example with one whole number from 0 (worst) to 10 (best). "
-    "Reply with the number only."
-)
+@dataclass(frozen=True)
+class JudgePrompts:
+    """The instructions every rating prompt starts with, and the question of each aspect."""
+
+    instructions: str
+    questions: dict[str, str]
+    source: str
+    """Where the template came from (the packaged file or the user's path)."""
+
+    def sample_block(self, prompt: str, response: str) -> str:
+        """The part every rating prompt of a sample shares: the instructions, then the sample."""
+        return (f"{self.instructions}\n\n{PROMPT_OPEN}\n{prompt}\n{PROMPT_CLOSE}\n\n"
+                f"{RESPONSE_OPEN}\n{response}\n{RESPONSE_CLOSE}\n\n")
+
+    def rating_messages(self, prompt: str, response: str, aspect: str) -> list[dict]:
+        """The chat messages asking for one 0-10 rating of one aspect of a sample."""
+        return [{"role": "user", "content": self.sample_block(prompt, response) + self.questions[aspect]}]
+
+    def sample_rating_messages(self, messages: list[dict]) -> list[list[dict]]:
+        """The six rating conversations of a sample, in `ASPECTS` order."""
+        prompt, response = prompt_text(messages), response_text(messages)
+        return [self.rating_messages(prompt, response, aspect) for aspect in ASPECTS]
+
+
+def load_judge_prompts(path: str | Path | None = None) -> JudgePrompts:
+    """The rating prompts of the template at `path` (`judge.prompts`), or the packaged ones when None."""
+    return _packaged() if path is None else _load(path)
+
+
+@cache
+def _packaged() -> JudgePrompts:
+    return _load(None)
+
+
+def _load(path: str | Path | None) -> JudgePrompts:
+    template, source = load_template(path, "judge.yaml", "judge.prompts")
+    texts = require_texts(template, ("header", "answer_format"), source)
+    questions = template.get("questions")
+    if not isinstance(questions, dict):
+        raise ConfigError(f"{source}: `questions` must map each of {', '.join(ASPECTS)} to its question")
+    questions = require_texts(questions, ASPECTS, f"{source} questions")
+    return JudgePrompts(f"{texts['header']}\n\n{texts['answer_format']}", questions, source)
 
 
 def prompt_text(messages: list[dict]) -> str:
@@ -40,19 +78,3 @@ def prompt_text(messages: list[dict]) -> str:
     if len(turns) == 1 and turns[0]["role"] == "user":
         return turns[0]["content"]
     return "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
-
-
-def sample_block(prompt: str, response: str) -> str:
-    """The part every rating prompt of a sample shares: the instructions, then the sample."""
-    return f"{HEADER}{ANSWER_FORMAT}\n\n[PROMPT]\n{prompt}\n[/PROMPT]\n\n[RESPONSE]\n{response}\n[/RESPONSE]\n\n"
-
-
-def rating_messages(prompt: str, response: str, aspect: str) -> list[dict]:
-    """The chat messages asking for one 0-10 rating of one aspect of a sample."""
-    return [{"role": "user", "content": sample_block(prompt, response) + QUESTIONS[aspect]}]
-
-
-def sample_rating_messages(messages: list[dict]) -> list[list[dict]]:
-    """The six rating conversations of a sample, in `ASPECTS` order."""
-    prompt, response = prompt_text(messages), response_text(messages)
-    return [rating_messages(prompt, response, aspect) for aspect in ASPECTS]

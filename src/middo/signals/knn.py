@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -47,12 +48,24 @@ TIE_TOLERANCE = 1e-5
 """An approximate neighbour is correct when its sim reaches the exact k-th sim less this (ties count as found)."""
 
 
-def run_cluster(embeddings: str | Path, output: str | Path, metrics_path: str | Path, cfg: ClusterConfig) -> dict:
+@dataclass(frozen=True)
+class ClusterPaths:
+    """Files of the cluster stage."""
+
+    embeddings: Path
+    """Embeddings directory written by the score stage."""
+    output: Path
+    """Knn table to write (Parquet)."""
+    metrics: Path
+    """Metrics JSON to write."""
+
+
+def run_cluster(paths: ClusterPaths, cfg: ClusterConfig) -> dict:
     """Read the embeddings directory, write the knn table (one row per id, same order) and the metrics JSON."""
-    ids, vectors = load_embeddings(embeddings)
+    ids, vectors = load_embeddings(paths.embeddings)
     table, metrics = knn_table(ids, vectors, cfg)
-    write_table(table, output)
-    write_metrics(metrics, metrics_path)
+    write_table(table, paths.output)
+    write_metrics(metrics, paths.metrics)
     return metrics
 
 

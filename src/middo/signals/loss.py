@@ -106,16 +106,34 @@ def score_samples(samples: list[dict], base: str | Path, model: str | Path, mode
     return ScoreResult(table, cur.embeddings, metrics)
 
 
-def run_score(data: str | Path, base: str | Path, model: str | Path, output: str | Path, embeddings: str | Path,
-              metrics: str | Path, model_cfg: ModelConfig, score_cfg: ScoreConfig,
-              reuse: str | Path | None = None) -> ScoreResult:
+@dataclass(frozen=True)
+class ScorePaths:
+    """Files of the score stage."""
+
+    data: Path
+    """Dataset D(r-1) (Parquet)."""
+    base: str
+    """Base model M0 (dir, hub id or .gguf)."""
+    model: Path
+    """Round model Mr (dir)."""
+    output: Path
+    """Scores table to write (Parquet)."""
+    embeddings: Path
+    """Directory for the prompt embeddings under Mr."""
+    metrics: Path
+    """Metrics JSON to write."""
+    reuse: Path | None = None
+    """Previous round's scores table: base losses reused by id."""
+
+
+def run_score(paths: ScorePaths, model_cfg: ModelConfig, score_cfg: ScoreConfig) -> ScoreResult:
     """Read the dataset, score it, write the scores table, the embeddings and the metrics JSON."""
-    frame = read_samples(data)
+    frame = read_samples(paths.data)
     samples = frame.select("id", "messages").to_dicts()
-    result = score_samples(samples, base, model, model_cfg, score_cfg, reuse)
-    write_table(result.table, output)
-    save_embeddings(embeddings, result.table["id"].to_list(), result.embeddings)
-    write_metrics(result.metrics, metrics)
+    result = score_samples(samples, paths.base, paths.model, model_cfg, score_cfg, paths.reuse)
+    write_table(result.table, paths.output)
+    save_embeddings(paths.embeddings, result.table["id"].to_list(), result.embeddings)
+    write_metrics(result.metrics, paths.metrics)
     log.info("scored %d samples in %.1fs (%d base losses reused)", len(samples), result.metrics["seconds"],
              result.metrics["base_reused"])
     return result

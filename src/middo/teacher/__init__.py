@@ -1,8 +1,8 @@
-"""The teacher layer: one interface over an OpenAI-compatible endpoint, a local model, or the demo's simulation.
+"""The teacher layer: one interface over an OpenAI-compatible endpoint, a local model, or a plugin backend.
 
 ```python
-teacher = make_teacher(section(TeacherConfig, params, "teacher"))
-replies = teacher.complete([ChatRequest(messages, temperature=0.0, max_tokens=256, op="simplify")])
+with make_teacher(section(TeacherConfig, params, "teacher")) as teacher:
+    replies = teacher.complete([ChatRequest(messages, temperature=0.0, max_tokens=256, op="simplify")])
 ```
 """
 
@@ -11,16 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from middo.teacher.config import TeacherConfig
+from middo.teacher.registry import available_backends, plugin_factory, register_backend
 from middo.teacher.types import ChatReply, ChatRequest, Teacher, Usage, failed
 
-__all__ = ["ChatReply", "ChatRequest", "Teacher", "TeacherConfig", "Usage", "failed", "make_teacher"]
+__all__ = ["ChatReply", "ChatRequest", "Teacher", "TeacherConfig", "Usage", "available_backends", "failed",
+           "make_teacher", "register_backend"]
 
 
 def make_teacher(cfg: TeacherConfig, local_model: Any = None) -> Teacher:
-    """The teacher that `cfg.backend` names.
+    """The teacher that `cfg.backend` names; use it as a context manager (or call `close()`) when done.
 
     `local_model` (backend `local` only): a `(model, tokenizer)` pair already in memory; without it the model is
-    loaded from `cfg.model`. Backend `sim` is built by `middo.demo.sim_teacher.make_sim_teacher(cfg)`.
+    loaded from `cfg.model`. Any other backend name is a plugin (`middo.teacher.registry`).
     """
     if cfg.backend == "openai":
         from middo.teacher.client import OpenAITeacher
@@ -30,6 +32,4 @@ def make_teacher(cfg: TeacherConfig, local_model: Any = None) -> Teacher:
         from middo.teacher.local import LocalTeacher
 
         return LocalTeacher.create(cfg, local_model)
-    from middo.demo.sim_teacher import make_sim_teacher
-
-    return make_sim_teacher(cfg)
+    return plugin_factory(cfg.backend)(cfg)

@@ -51,11 +51,21 @@ def failed(kind: str, detail: str) -> ChatReply:
 
 
 class Teacher(Protocol):
-    """A chat model: `complete` answers every request in order and never raises for one request's failure."""
+    """A chat model: `complete` answers every request in order and never raises for one request's failure.
+
+    A teacher holds resources (connections, a request cache, a server or a model): the stage that makes it closes
+    it, best with `with make_teacher(cfg) as teacher:`.
+    """
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]: ...
 
     def usage(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Teacher: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class Usage:

@@ -1,0 +1,82 @@
+"""One shape for every stage script: its paths parsed into a typed paths object, params loaded, one call into the
+library, and a `MiddoError` turned into one line on stderr and exit code 1.
+
+```python
+@stage_main(ScorePaths, __doc__)
+def main(paths: ScorePaths, params: dict) -> None:
+    run_score(paths, section(ModelConfig, params, "model"), section(ScoreConfig, params, "score"))
+```
+
+Each field of the paths dataclass is an option (`--name`, `_` as `-`): required unless it has a default, its type
+from the annotation (`Path`, `str`, `int`, a tuple for several values), its help from the field's docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from middo.config import field_docs, load_params
+from middo.errors import MiddoError
+from middo.log import get_logger
+
+P = TypeVar("P")
+log = get_logger("middo.stage")
+
+
+def stage_main(paths_cls: type[P], doc: str | None) -> Callable[[Callable[[P, dict], Any]], Callable[..., None]]:
+    """Decorate a stage's `body(paths, params)`: the result is `main(argv=None)`, the script's entry point."""
+
+    def decorate(body: Callable[[P, dict], Any]) -> Callable[..., None]:
+        @functools.wraps(body)
+        def main(argv: list[str] | None = None) -> None:
+            parser = stage_parser(paths_cls, doc)
+            args = {name: tuple(value) if isinstance(value, list) else value
+                    for name, value in vars(parser.parse_args(argv)).items()}
+            params_path = args.pop("params")
+            try:
+                body(paths_cls(**args), load_params(params_path))
+            except MiddoError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(1) from exc
+
+        return main
+
+    return decorate
+
+
+def stage_parser(paths_cls: type, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a paths dataclass, plus `--params`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    docs = field_docs(paths_cls)
+    hints = typing.get_type_hints(paths_cls)
+    for field in dataclasses.fields(paths_cls):
+        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        kind, many = _option_type(hints[field.name])
+        options: dict[str, Any] = {"type": kind, "help": docs.get(field.name, ""), "required": required}
+        if many:
+            options["nargs"] = "+"
+        if not required:
+            options["default"] = field.default
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, **options)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return parser
+
+
+def _option_type(hint: Any) -> tuple[type, bool]:
+    """(value type, several values?) of an annotation such as `Path | None` or `tuple[str, ...]`."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return _option_type(typing.get_args(hint)[0])[0], True
+    if hint in (Path, str, int):
+        return hint, False
+    raise TypeError(f"stage paths field of type {hint!r}: use Path, str, int or a tuple of them")
+
