@@ -39,7 +39,7 @@ from middo.model.load import load_model
 from middo.signals.config import ClusterConfig, ScoreConfig
 from middo.signals.judge_local import rate_local
 from middo.signals.judge_parse import first_number
-from middo.signals.judge_prompts import sample_rating_messages
+from middo.signals.judge_prompts import load_judge_prompts
 from middo.signals.knn import knn_table
 from middo.signals.loss import score_samples
 
@@ -98,7 +98,7 @@ def ref_knn(vectors, k=10):
 def ref_judge(model, tokenizer, samples):
     """Reference: six generated ratings per sample (batches of 8 prompts, file order), first number parsed."""
     prompts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
-               for s in samples for m in sample_rating_messages(s["messages"])]
+               for s in samples for m in load_judge_prompts().sample_rating_messages(s["messages"])]
     ratings = []
     for start in range(0, len(prompts), REF_BATCH):
         rows = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + REF_BATCH]]

@@ -118,11 +118,12 @@ def real_set(base: np.ndarray) -> Path:
 def run_one(directory: str, k: int, exact_max: int) -> None:
     """Child process: run the cluster stage library call once and print its figures as one JSON line."""
     from middo.signals.config import ClusterConfig
-    from middo.signals.knn import run_cluster
+    from middo.signals.knn import ClusterPaths, run_cluster
 
     out = Path(directory)
     started = time.perf_counter()
-    metrics = run_cluster(out, out / "knn.parquet", out / "cluster.json", ClusterConfig(k=k, exact_max=exact_max))
+    paths = ClusterPaths(out, out / "knn.parquet", out / "cluster.json")
+    metrics = run_cluster(paths, ClusterConfig(k=k, exact_max=exact_max))
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_mb, cpu_s = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime

@@ -85,6 +85,33 @@ def test_repro_writes_every_output_and_conserves_ids(project):
     assert json.loads((project / "data/r2/eval.json").read_text())  # final model evaluated
 
 
+def test_refine_stage_has_one_usage_record_for_every_request_the_server_received(project, tmp_path):
+    from middo.demo.sim_teacher import make_sim_teacher
+    from middo.teacher import register_backend
+    from stages.refine import main
+
+    made = []
+
+    def counted_sim(cfg):
+        made.append(make_sim_teacher(cfg))
+        return made[-1]
+
+    register_backend("counted-sim", counted_sim)
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    params["teacher"]["backend"] = "counted-sim"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    r1 = project / "data" / "r1"
+    main(["--data", str(project / "data/r0/dataset.parquet"), "--flags", str(r1 / "flags.parquet"),
+          "--knn", str(r1 / "knn.parquet"), "--embeddings", str(r1 / "embeddings"), "--model",
+          str(project / "models/r1"), "--round", "1", "--output", str(tmp_path / "dataset.parquet"),
+          "--metrics", str(tmp_path / "refine.json"), "--params", str(tmp_path / "params.yaml")])
+    usage = json.loads((tmp_path / "refine.json").read_text())["teacher_usage"]
+    (teacher,) = made  # one teacher for the stage: refine's requests and the gate's judge
+    assert usage["attempts"] == teacher.server.stats.total > 0
+    assert usage["tokens"]["judge"]["prompt_tokens"] > 0 and usage["tokens"]["improve"]["prompt_tokens"] > 0
+    assert pl.read_parquet(tmp_path / "dataset.parquet").equals(pl.read_parquet(r1 / "dataset.parquet"))
+
+
 def test_plots_render(project):
     result = _run(_dvc("plots", "show", "--json"), project)
     assert "error" not in result.stdout.lower(), result.stdout[:2000]

@@ -20,6 +20,8 @@ from middo.errors import ConfigError
 from middo.model.config import ModelConfig, PretrainConfig
 from middo.pipeline.config import LoopConfig
 from middo.pipeline.specs import STAGE_SPECS, stage_param_keys
+from middo.refine.config import RefineConfig
+from middo.signals.config import JudgeConfig
 
 EVAL_DATA = "data/eval.parquet"
 PLOT_AXES = {
@@ -42,7 +44,7 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     data = section(DataConfig, params, "data")
     base = section(ModelConfig, params, "model").base
     pretrain = section(PretrainConfig, params, "pretrain") if "pretrain" in params else None
-    builder = _Builder(package_dir, base, built_base=pretrain is not None)
+    builder = _Builder(package_dir, base, built_base=pretrain is not None, prompt_files=_prompt_files(params))
     stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
     if pretrain is not None:
         stages["pretrain"] = builder.pretrain(pretrain.corpus)
@@ -57,6 +59,14 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     stages[f"train-{rounds + 1}"] = builder.train(rounds + 1)
     stages[f"eval-{rounds + 1}"] = builder.eval(rounds + 1)
     return {"stages": stages}
+
+
+def _prompt_files(params: dict[str, Any]) -> dict[str, list[str]]:
+    """Prompt template files of the user's (`judge.prompts`, `refine.prompts`), as deps of the stages that use them."""
+    judge = section(JudgeConfig, params, "judge").prompts
+    refine = section(RefineConfig, params, "refine").prompts
+    judge_files = [judge] if judge else []
+    return {"judge": judge_files, "refine": [*judge_files, *([refine] if refine else [])]}
 
 
 def looks_like_hub_id(spec: str) -> bool:
@@ -77,10 +87,11 @@ def dataset(r: int) -> str:
 class _Builder:
     """Makes one stage mapping per call; holds what every stage shares (code dir, base model)."""
 
-    def __init__(self, package_dir: str | None, base: str, built_base: bool):
+    def __init__(self, package_dir: str | None, base: str, built_base: bool, prompt_files: dict[str, list[str]]):
         self.package_dir = package_dir
         self.base = base
         self.base_deps = [base] if built_base else []
+        self.prompt_files = prompt_files
 
     def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list[str], plots=()) -> dict:
         code = [f"stages/{kind}.py"]
@@ -137,7 +148,7 @@ class _Builder:
         out = f"data/r{r}"
         args = ["--data", dataset(r - 1), "--model", f"models/r{r}", "--output", f"{out}/ratings.parquet"]
         args += ["--metrics", f"{out}/judge.json", "--plot", f"{out}/judge_hist.csv"]
-        deps = [dataset(r - 1), f"models/r{r}"]
+        deps = [dataset(r - 1), f"models/r{r}", *self.prompt_files["judge"]]
         outs, plots = [f"{out}/ratings.parquet"], [f"{out}/judge_hist.csv"]
         return self._stage("judge", args, deps, outs, [f"{out}/judge.json"], plots)
 
@@ -156,7 +167,7 @@ class _Builder:
         inputs = [f"{out}/flags.parquet", f"{out}/knn.parquet", f"{out}/embeddings", f"models/r{r}"]
         args = ["--data", dataset(r - 1), "--flags", inputs[0], "--knn", inputs[1], "--embeddings", inputs[2]]
         args += ["--model", inputs[3], "--round", str(r), "--output", dataset(r), "--metrics", f"{out}/refine.json"]
-        deps = [dataset(r - 1), *inputs]
+        deps = [dataset(r - 1), *inputs, *self.prompt_files["refine"]]
         return self._stage("refine", args, deps, [dataset(r)], [f"{out}/refine.json"])
 
     def eval(self, r: int) -> dict:

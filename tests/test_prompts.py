@@ -1,0 +1,87 @@
+"""Refine and judge prompts come from template files: packaged by default, a user's file through params."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from middo.errors import ConfigError
+from middo.refine.contract import FINAL_CLOSE, FINAL_OPEN, SAMPLE_CLOSE, SAMPLE_OPEN, operation_of
+from middo.refine.prompts import OPERATIONS, load_refine_prompts
+from middo.signals.judge_prompts import ASPECTS, load_judge_prompts
+from middo.templates import load_template
+
+MESSAGES = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "5"}]
+
+
+def refine_template() -> dict:
+    return load_template(None, "refine.yaml", "refine.prompts")[0]
+
+
+def write(tmp_path, template: dict, name: str = "prompts.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(template), encoding="utf-8")
+    return path
+
+
+def test_packaged_refine_prompts_follow_the_contract_in_real_use_wording():
+    prompts = load_refine_prompts()
+    for op in OPERATIONS:
+        system = prompts.system_message(op)["content"]
+        assert operation_of(system) == op and FINAL_OPEN in system and FINAL_CLOSE in system
+        assert "small language model" not in system and "{" not in system
+    assert SAMPLE_OPEN in prompts.system_message("simplify")["content"]
+
+
+def test_a_users_refine_template_changes_the_wording_not_the_markers(tmp_path):
+    template = refine_template() | {"improve": "Fix the task between {sample_open} and {sample_close}. Be brief."}
+    prompts = load_refine_prompts(write(tmp_path, template))
+    system, user = prompts.rewrite("improve", MESSAGES)
+    assert system["content"].splitlines()[1] == f"Fix the task between {SAMPLE_OPEN} and {SAMPLE_CLOSE}. Be brief."
+    assert user == load_refine_prompts().rewrite("improve", MESSAGES)[1]
+    assert prompts.system_message("simplify") == load_refine_prompts().system_message("simplify")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"improve": "Fix {the_task}."}, r"'improve' instruction or final_rule has a bad placeholder"),
+    ({"final_rule": "Reply with the {what} only."}, r"never names <final> and </final>"),
+    ({"respond": ""}, r"missing or empty respond"),
+    ({"what": {"simplify": "task"}}, r"`what` must name"),
+])
+def test_a_broken_refine_template_is_an_error_naming_the_file(tmp_path, change, message):
+    path = write(tmp_path, refine_template() | change, "broken.yaml")
+    with pytest.raises(ConfigError, match=message) as error:
+        load_refine_prompts(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_missing_template_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"refine.prompts = .*no such file; copy middo/templates/refine.yaml"):
+        load_refine_prompts(tmp_path / "none.yaml")
+    with pytest.raises(ConfigError, match=r"judge.prompts = .*copy middo/templates/judge.yaml"):
+        load_judge_prompts(tmp_path / "none.yaml")
+
+
+def test_a_users_judge_template_changes_the_questions_and_keeps_the_sample_markers(tmp_path):
+    template = load_template(None, "judge.yaml", "judge.prompts")[0]
+    template["questions"]["prompt_clarity"] = "How clear is the PROMPT?"
+    prompts = load_judge_prompts(write(tmp_path, template))
+    rows = prompts.sample_rating_messages(MESSAGES)
+    packaged = load_judge_prompts().sample_rating_messages(MESSAGES)
+    assert rows[ASPECTS.index("prompt_clarity")][0]["content"].endswith("\n\nHow clear is the PROMPT?")
+    assert [r for a, r in zip(ASPECTS, rows, strict=True) if a != "prompt_clarity"] == [
+        r for a, r in zip(ASPECTS, packaged, strict=True) if a != "prompt_clarity"]
+    del template["questions"]["response_clarity"]
+    with pytest.raises(ConfigError, match="missing or empty response_clarity"):
+        load_judge_prompts(write(tmp_path, template, "short.yaml"))
+
+
+def test_prompt_files_are_deps_of_the_stages_that_read_them():
+    from middo.demo.params import DEMO_PARAMS
+    from middo.pipeline import build_pipeline
+
+    params = {**DEMO_PARAMS, "judge": {"prompts": "prompts/judge.yaml"}, "refine": {"prompts": "prompts/refine.yaml"}}
+    stages = build_pipeline(1, params)["stages"]
+    assert "prompts/judge.yaml" in stages["judge-1"]["deps"]
+    assert {"prompts/judge.yaml", "prompts/refine.yaml"} <= set(stages["refine-1"]["deps"])
+    assert not any(dep.startswith("prompts/") for dep in stages["score-1"]["deps"])
