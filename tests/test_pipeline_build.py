@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -54,12 +55,21 @@ def test_stage_order_and_names_are_valid_for_dvc():
     assert all(is_valid_name(name) for name in names)
 
 
+def _resolved(value, params=DEMO):
+    """`value` (a string, or a list/dict of them) with DVC's `${section.key}` replaced from `params`."""
+    if isinstance(value, list):
+        return [_resolved(item, params) for item in value]
+    if isinstance(value, dict):
+        return {_resolved(key, params): item for key, item in value.items()}
+    return re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(params[m[1]][m[2]]), value)
+
+
 def test_every_input_is_an_earlier_output_or_a_project_input():
     stages = _build(3)["stages"]
     produced: set[str] = set()
     inputs = {"data/demo/seed.jsonl", "data/demo/eval.jsonl", "data/demo/corpus.txt"}
     for name, stage in stages.items():
-        for dep in stage["deps"]:
+        for dep in _resolved(stage["deps"]):
             if dep.startswith("src/middo/"):
                 assert (REPO / dep).is_dir(), f"{name}: code dep {dep} does not exist"
                 continue
@@ -67,13 +77,16 @@ def test_every_input_is_an_earlier_output_or_a_project_input():
                 assert dep == f"stages/{name.split('-')[0]}.py"
                 continue
             assert dep in produced or dep in inputs, f"{name} reads {dep} before any stage writes it"
-        produced.update(_paths(stage.get("outs", [])) + _paths(stage["metrics"]))
+        produced.update(_paths(_resolved(stage.get("outs", []))) + _paths(_resolved(stage["metrics"])))
 
 
-def test_every_data_path_is_in_the_command():
+def test_every_data_path_is_in_the_command_or_read_from_params():
     for name, stage in _build(2)["stages"].items():
         words = shlex.split(stage["cmd"])
         files = [d for d in stage["deps"] if not d.startswith(("stages/", "src/"))]
+        if name == "prepare":  # its inputs are params (data.seed, data.eval), so `-S data.seed=...` is followed
+            assert files == ["${data.seed}", "${data.eval}"] and {"data.seed", "data.eval"} <= set(stage["params"])
+            files = []
         for path in files + _paths(stage.get("outs", [])) + _paths(stage["metrics"]) + _paths(stage.get("plots", [])):
             assert path in words, f"{name}: {path} is declared but not passed in the command"
         assert words[:3] == ["python", "-m", f"stages.{name.split('-')[0]}"]
@@ -94,17 +107,16 @@ def test_hub_base_model_has_no_pretrain_stage_and_no_base_dep():
     real = {"data": DEMO_PARAMS["data"], "model": {"base": "HuggingFaceTB/SmolLM2-135M"}}
     stages = _build(1, real)["stages"]
     assert "pretrain" not in stages
-    assert "--base HuggingFaceTB/SmolLM2-135M" in stages["train-1"]["cmd"]
-    assert all("models/base" not in s["deps"] for s in stages.values())
+    assert "--base '${model.base}'" in stages["train-1"]["cmd"]  # DVC resolves it from params.yaml at run time
+    assert all("${model.base}" not in s["deps"] for s in stages.values())
     assert list(stages)[-2:] == ["train-2", "eval-2"]
 
 
 def test_a_pretrain_section_builds_model_base_and_the_stages_that_read_m0_depend_on_it():
-    params = {**DEMO_PARAMS, "model": {"base": "models/scratch"}, "pretrain": {"corpus": "data/c.txt"}}
-    stages = _build(1, params)["stages"]
-    assert stages["pretrain"]["outs"] == ["models/scratch"] and "data/c.txt" in stages["pretrain"]["deps"]
-    assert all("models/scratch" in stages[name]["deps"] for name in ("train-1", "score-1", "train-2"))
-    assert "models/scratch" not in stages["judge-1"]["deps"]
+    stages = _build(1, DEMO_PARAMS)["stages"]
+    assert stages["pretrain"]["outs"] == ["${model.base}"] and "${pretrain.corpus}" in stages["pretrain"]["deps"]
+    assert all("${model.base}" in stages[name]["deps"] for name in ("train-1", "score-1", "train-2"))
+    assert "${model.base}" not in stages["judge-1"]["deps"]
 
 
 def test_required_params_are_named_when_missing():
@@ -130,14 +142,15 @@ def test_dvc_accepts_the_pipeline(tmp_path):
     from middo.pipeline.unroll import render_pipeline
 
     (tmp_path / "dvc.yaml").write_text(render_pipeline(_build(2), 2), encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEMO), encoding="utf-8")  # `${model.base}` resolves here
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list"], cwd=tmp_path, capture_output=True,
                             text=True, check=True)
     assert [line.split()[0] for line in listed.stdout.splitlines()] == list(_build(2)["stages"])
 
 
-def test_seed_inputs_are_passed_and_local_ones_are_deps():
+def test_seed_inputs_come_from_params_and_local_ones_are_deps():
     params = {**DEMO, "data": {"seed": ["data/a.jsonl", "tatsu-lab/alpaca:train"], "eval": "data/eval_in.parquet"}}
     prepare = _build(1, params)["stages"]["prepare"]
-    assert "--input data/a.jsonl tatsu-lab/alpaca:train --eval-input data/eval_in.parquet" in prepare["cmd"]
-    assert prepare["deps"][-2:] == ["data/a.jsonl", "data/eval_in.parquet"]
+    assert "data/a.jsonl" not in prepare["cmd"] and "data.seed" in prepare["params"]
+    assert prepare["deps"][-2:] == ["data/a.jsonl", "${data.eval}"]  # a list is not interpolated, a hub id no dep

@@ -92,7 +92,7 @@ def test_init_scaffolds_a_project(tmp_path, alpaca):
     assert params["data"]["seed"] == "data/seed.jsonl" and params["loop"]["rounds"] == 1
     stages = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     assert "pretrain" not in stages and list(stages)[-1] == "eval-2"
-    assert "data/seed.jsonl" in stages["prepare"]["deps"]
+    assert "${data.seed}" in stages["prepare"]["deps"] and "${data.eval}" in stages["prepare"]["deps"]
     seed = [json.loads(line) for line in (project / "data/seed.jsonl").read_text(encoding="utf-8").splitlines()]
     held = (project / "data/eval.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(seed) == 25 and len(held) == 5 and all("tag" in row for row in seed)  # extra fields kept

@@ -82,6 +82,7 @@ def test_prompt_files_are_deps_of_the_stages_that_read_them():
 
     params = {**DEMO_PARAMS, "judge": {"prompts": "prompts/judge.yaml"}, "refine": {"prompts": "prompts/refine.yaml"}}
     stages = build_pipeline(1, params)["stages"]
-    assert "prompts/judge.yaml" in stages["judge-1"]["deps"]
-    assert {"prompts/judge.yaml", "prompts/refine.yaml"} <= set(stages["refine-1"]["deps"])
-    assert not any(dep.startswith("prompts/") for dep in stages["score-1"]["deps"])
+    assert "${judge.prompts}" in stages["judge-1"]["deps"]
+    assert {"${judge.prompts}", "${refine.prompts}"} <= set(stages["refine-1"]["deps"])
+    assert not any("prompts" in dep for dep in stages["score-1"]["deps"])
+    assert not any("prompts" in dep for dep in build_pipeline(1, DEMO_PARAMS)["stages"]["refine-1"]["deps"])

@@ -25,16 +25,11 @@ class PreparePaths:
     """Eval dataset to write (Parquet)."""
     metrics: Path
     """Metrics JSON to write."""
-    input: tuple[str, ...] | None = None
-    """Seed input(s); when omitted, `data.seed`."""
-    eval_input: str | None = None
-    """Held-out eval input; when omitted, `data.eval`."""
 
 
 def run_prepare(paths: PreparePaths, config: DataConfig) -> dict[str, Any]:
-    """Ingest the seed and eval inputs (the paths given, else those of `data`), write both datasets and metrics."""
-    seed_inputs = list(paths.input or config.seed_inputs)
-    metrics = prepare(config, seed_inputs, paths.eval_input or config.eval, paths.output, paths.eval_output)
+    """Ingest `data.seed` and `data.eval`, write both datasets and the metrics."""
+    metrics = prepare(config, list(config.seed_inputs), config.eval, paths.output, paths.eval_output)
     write_metrics(metrics, paths.metrics)
     return metrics
 

@@ -5,8 +5,14 @@ only letters, digits, `_` and `-` in a name; `train@1` is reserved for `foreach`
 (`.middo-cache/`) is deliberately not an output, so `dvc repro` never deletes it.
 
 A `pretrain` section adds a stage that builds `model.base` from `pretrain.corpus` (the offline demo) and makes that
-model dir a dep of the stages that read M0; without it the base (a local path or a hub id) is passed as it is and
-tracked by the value of `model.base` (a param of those stages), not by its content.
+model dir a dep of the stages that read M0; without it the base (a local path or a hub id) is tracked by the value
+of `model.base` (a param of those stages), not by its content.
+
+Values a user may change per experiment are not baked into commands: `model.base` and `pretrain.corpus` appear as
+DVC's `${...}` interpolation (resolved from params.yaml at run time, so `dvc exp run -S model.base=...` runs the new
+base), and `prepare` reads `data.seed`/`data.eval` from its params section; a single local seed file and a local eval
+file are deps as `${data.seed}`/`${data.eval}`, a list of seed inputs by its values at unroll time (DVC cannot
+interpolate a list), so `middo unroll` after changing such a list.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from middo.refine.config import RefineConfig
 from middo.signals.config import JudgeConfig
 
 EVAL_DATA = "data/eval.parquet"
+BASE = "${model.base}"
+CORPUS = "${pretrain.corpus}"
 PLOT_AXES = {
     "train_log.csv": {"x": "step", "y": "loss"},
     "judge_hist.csv": {"x": "score", "y": "quality"},
@@ -42,12 +50,12 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
         raise ConfigError(f"rounds = {rounds!r}; pass a whole number of 1 or more (params.yaml: loop.rounds)")
     section(LoopConfig, params, "loop")
     data = section(DataConfig, params, "data")
-    base = section(ModelConfig, params, "model").base
+    section(ModelConfig, params, "model")
     pretrain = section(PretrainConfig, params, "pretrain") if "pretrain" in params else None
-    builder = _Builder(package_dir, base, built_base=pretrain is not None, prompt_files=_prompt_files(params))
+    builder = _Builder(package_dir, built_base=pretrain is not None, prompt_files=_prompt_files(params))
     stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
     if pretrain is not None:
-        stages["pretrain"] = builder.pretrain(pretrain.corpus)
+        stages["pretrain"] = builder.pretrain()
     for r in range(1, rounds + 1):
         stages[f"train-{r}"] = builder.train(r)
         stages[f"score-{r}"] = builder.score(r)
@@ -62,11 +70,11 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
 
 
 def _prompt_files(params: dict[str, Any]) -> dict[str, list[str]]:
-    """Prompt template files of the user's (`judge.prompts`, `refine.prompts`), as deps of the stages that use them."""
-    judge = section(JudgeConfig, params, "judge").prompts
-    refine = section(RefineConfig, params, "refine").prompts
-    judge_files = [judge] if judge else []
-    return {"judge": judge_files, "refine": [*judge_files, *([refine] if refine else [])]}
+    """Prompt template files of the user's (`judge.prompts`, `refine.prompts`), as deps of the stages that use them
+    (interpolated, so a changed path is followed; setting one that was null needs `middo unroll`)."""
+    judge_files = ["${judge.prompts}"] if section(JudgeConfig, params, "judge").prompts else []
+    refine_files = ["${refine.prompts}"] if section(RefineConfig, params, "refine").prompts else []
+    return {"judge": judge_files, "refine": [*judge_files, *refine_files]}
 
 
 def looks_like_hub_id(spec: str) -> bool:
@@ -87,10 +95,9 @@ def dataset(r: int) -> str:
 class _Builder:
     """Makes one stage mapping per call; holds what every stage shares (code dir, base model)."""
 
-    def __init__(self, package_dir: str | None, base: str, built_base: bool, prompt_files: dict[str, list[str]]):
+    def __init__(self, package_dir: str | None, built_base: bool, prompt_files: dict[str, list[str]]):
         self.package_dir = package_dir
-        self.base = base
-        self.base_deps = [base] if built_base else []
+        self.base_deps = [BASE] if built_base else []
         self.prompt_files = prompt_files
 
     def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list[str], plots=()) -> dict:
@@ -110,25 +117,28 @@ class _Builder:
         return stage
 
     def prepare(self, seed: list[str], eval_input: str) -> dict:
-        args = ["--input", *seed, "--eval-input", eval_input, "--output", dataset(0)]
-        args += ["--eval-output", EVAL_DATA, "--metrics", "data/r0/prepare.json"]
-        deps = [spec for spec in [*seed, eval_input] if not looks_like_hub_id(spec)]
-        return self._stage("prepare", args, deps, [dataset(0), EVAL_DATA], ["data/r0/prepare.json"])
+        args = ["--output", dataset(0), "--eval-output", EVAL_DATA, "--metrics", "data/r0/prepare.json"]
+        seed_deps = [spec for spec in seed if not looks_like_hub_id(spec)]
+        if seed_deps == seed and len(seed) == 1:
+            seed_deps = ["${data.seed}"]  # one local file: the dep follows `-S data.seed=...` (a list cannot)
+        eval_deps = [] if looks_like_hub_id(eval_input) else ["${data.eval}"]
+        outs = [dataset(0), EVAL_DATA]
+        return self._stage("prepare", args, [*seed_deps, *eval_deps], outs, ["data/r0/prepare.json"])
 
-    def pretrain(self, corpus: str) -> dict:
-        args = ["--texts", corpus, "--output", self.base, "--metrics", f"{self.base}.json"]
-        return self._stage("pretrain", args, [corpus], [self.base], [f"{self.base}.json"])
+    def pretrain(self) -> dict:
+        args = ["--texts", CORPUS, "--output", BASE, "--metrics", f"{BASE}.json"]
+        return self._stage("pretrain", args, [CORPUS], [BASE], [f"{BASE}.json"])
 
     def train(self, r: int) -> dict:
         out, log = f"data/r{r}", f"data/r{r}/train_log.csv"
-        args = ["--data", dataset(r - 1), "--base", self.base, "--output", f"models/r{r}"]
+        args = ["--data", dataset(r - 1), "--base", BASE, "--output", f"models/r{r}"]
         args += ["--metrics", f"{out}/train.json", "--log", log]
         deps = [dataset(r - 1), *self.base_deps]
         return self._stage("train", args, deps, [f"models/r{r}"], [f"{out}/train.json"], [log])
 
     def score(self, r: int) -> dict:
         out = f"data/r{r}"
-        args = ["--data", dataset(r - 1), "--base", self.base, "--model", f"models/r{r}"]
+        args = ["--data", dataset(r - 1), "--base", BASE, "--model", f"models/r{r}"]
         args += ["--output", f"{out}/scores.parquet", "--embeddings", f"{out}/embeddings"]
         args += ["--metrics", f"{out}/score.json"]
         deps = [dataset(r - 1), *self.base_deps, f"models/r{r}"]
