@@ -1,5 +1,5 @@
-"""Pure helpers of bench/loop_value.py: arms as DVC experiment settings, the templated dvc.yaml, reading
-`dvc exp show --json` and `dvc queue status`, and the result of one experiment."""
+"""Pure helpers of bench/loop_value.py: arms as DVC experiment settings, reading `dvc exp show --json` and picking
+what to run, and the result of one experiment."""
 
 from __future__ import annotations
 
@@ -20,91 +20,70 @@ PARAMS = {
 }
 
 
-def test_suite_keys_are_found_by_value_wherever_they_live():
-    assert lv.find_suite_keys(PARAMS) == {"seed": "data.seed", "eval": "data.eval", "corpus": "pretrain.corpus"}
-    old_layout = {**PARAMS, "pretrain": {"max_steps": None}, "loop": {"rounds": 2, "corpus": "data/demo/corpus.txt"}}
-    assert lv.find_suite_keys(old_layout)["corpus"] == "loop.corpus"
-    with pytest.raises(SystemExit, match="data/demo/seed.jsonl"):
-        lv.find_suite_keys({**PARAMS, "data": {"eval": "data/demo/eval.jsonl"}})
-
-
 def test_overrides_and_rounds_go_into_the_baseline():
-    keys = lv.find_suite_keys(PARAMS)
     overrides = lv.parse_overrides(["train.epochs=1", "pretrain.max_steps=5", "teacher.options.error_rate=0.3"])
-    params = lv.base_params(PARAMS, overrides, 1, keys)
+    params = lv.base_params(PARAMS, overrides, 1)
     assert params["train"]["epochs"] == 1 and params["pretrain"]["max_steps"] == 5
     assert params["teacher"]["options"]["error_rate"] == 0.3 and params["loop"]["rounds"] == 1
     assert PARAMS["train"]["epochs"] == 40  # not modified in place
+    assert lv.base_params(PARAMS, {}, None)["loop"]["rounds"] == 2
     with pytest.raises(SystemExit, match="no such setting"):
-        lv.base_params(PARAMS, {"train.nope": 1}, None, keys)
+        lv.base_params(PARAMS, {"train.nope": 1}, None)
     with pytest.raises(SystemExit, match="per seed"):
-        lv.base_params(PARAMS, {"data.seed": "x.jsonl"}, None, keys)
+        lv.base_params(PARAMS, {"data.seed": "x.jsonl"}, None)
     with pytest.raises(SystemExit, match="section.key=value"):
         lv.parse_overrides(["epochs=1"])
+    with pytest.raises(SystemExit, match="no pretrain.corpus"):
+        lv.base_params({**PARAMS, "pretrain": {"max_steps": None}}, {}, None)
 
 
 def test_each_arm_maps_to_settings_and_a_target():
-    keys = lv.find_suite_keys(PARAMS)
     suite = {"data.seed": "data/suites/s2/seed.jsonl", "data.eval": "data/suites/s2/eval.jsonl",
              "pretrain.corpus": "data/suites/s2/corpus.txt"}
-    assert lv.exp_settings("middo", 2, PARAMS, keys) == suite
-    assert lv.exp_settings("random", 2, PARAMS, keys) == {**suite, "select.mode": "random"}
-    assert lv.exp_settings("nogate", 2, PARAMS, keys) == {**suite, "refine.gate": False}
-    assert lv.exp_settings("oracle", 2, PARAMS, keys)["data.seed"] == "data/suites/s2/oracle/seed.jsonl"
-    assert lv.exp_settings("retrain", 2, PARAMS, keys) == {**suite, "train.seed": 4}
+    assert lv.exp_settings("middo", 2, PARAMS) == suite
+    assert lv.exp_settings("random", 2, PARAMS) == {**suite, "select.mode": "random"}
+    assert lv.exp_settings("nogate", 2, PARAMS) == {**suite, "refine.gate": False}
+    assert lv.exp_settings("oracle", 2, PARAMS) == {**suite, "data.seed": "data/suites/s2/oracle/seed.jsonl"}
+    assert lv.exp_settings("retrain", 2, PARAMS) == {**suite, "train.seed": 4}
     assert [lv.exp_target(arm) for arm in lv.ARMS] == [None, None, None, "eval-1", "eval-1"]
-    assert lv.override_args({"refine.gate": False, "train.seed": 4, "select.mode": "random", "x.y": "true"}) == [
-        "-S", "refine.gate=false", "-S", "train.seed=4", "-S", "select.mode=random", "-S", 'x.y="true"']
+    assert lv.override_args({"refine.gate": False, "train.seed": 4, "select.mode": "random", "x.y": "true",
+                             "a.b": None, "c.d": "a b"}) == [
+        "-S", "refine.gate=false", "-S", "train.seed=4", "-S", "select.mode=random", "-S", 'x.y="true"',
+        "-S", "a.b=null", "-S", 'c.d="a b"']
+    expected = lv.expected_params(PARAMS, lv.exp_settings("retrain", 2, PARAMS))
+    assert expected["data"]["seed"] == suite["data.seed"] and expected["train"]["seed"] == 4
+    assert expected["pretrain"]["corpus"] == suite["pretrain.corpus"] and PARAMS["train"]["seed"] == 3
 
 
-def test_template_pipeline_replaces_suite_paths_in_cmd_and_deps_only():
-    pipeline = {"stages": {
-        "prepare": {"cmd": "python -m stages.prepare --input data/suites/s0/seed.jsonl --output data/r0/d.parquet",
-                    "deps": ["stages/prepare.py", "data/suites/s0/seed.jsonl"], "outs": ["data/r0/d.parquet"]},
-        "train-1": {"cmd": "python -m stages.train --data data/r0/d.parquet", "deps": ["data/r0/d.parquet"]},
-    }}
-    out = lv.template_pipeline(pipeline, {"data/suites/s0/seed.jsonl": "data.seed"})
-    assert out["stages"]["prepare"]["cmd"] == \
-        "python -m stages.prepare --input ${data.seed} --output data/r0/d.parquet"
-    assert out["stages"]["prepare"]["deps"] == ["stages/prepare.py", "${data.seed}"]
-    assert out["stages"]["train-1"] == pipeline["stages"]["train-1"]
-    argv = lv.stage_argv(out["stages"]["prepare"]["cmd"], {"--output": "/tmp/x.parquet"},
-                         {"data.seed": "data/suites/s1/seed.jsonl"}, params_file="p.yaml")
-    assert argv[1:] == ["-m", "stages.prepare", "--input", "data/suites/s1/seed.jsonl", "--output", "/tmp/x.parquet",
-                        "--params", "p.yaml"]
-
-
-def _exp(name, rev, state, params, metrics, baseline="b1"):
-    return {"name": name, "executor": {"state": state, "local": {"log": None}},
+def _exp(name, rev, state, params, metrics):
+    return {"name": name, "executor": {"state": state, "local": {"log": None}} if state else None,
             "revs": [{"rev": rev, "name": name, "error": None,
                       "data": {"params": {"params.yaml": {"data": params}},
                                "metrics": {path: {"data": data} for path, data in metrics.items()}
                                | {"data/r9/eval.json": {"error": {"type": "FileNotFoundError"}}}}}]}
 
 
-def test_exp_show_and_picking_what_to_queue():
+def test_exp_show_and_picking_what_to_run():
     params = {"train": {"seed": 0}}
     rows = [{"rev": "workspace", "experiments": None},
             {"rev": "b1", "experiments": [_exp("s0-middo", "e1", "success", params, {"data/r3/eval.json": {}}),
-                                          _exp("s0-random", "e2", "failed", params, {})]},
-            {"rev": "b0", "experiments": [_exp("s0-random", "e0", "success", params, {"data/r3/eval.json": {}})]}]
+                                          _exp("s0-random", "e2", "failed", params, {"data/r3/eval.json": {}})]},
+            {"rev": "b0", "experiments": [_exp("s0-random", "e0", "success", params, {"data/r3/eval.json": {}}),
+                                          _exp("s0-oracle", "e3", None, params, {"data/r1/eval.json": {}})]}]
     found = lv.parse_exp_show(rows)
     assert [(e["name"], e["rev"], e["baseline"], e["state"]) for e in found] == [
-        ("s0-middo", "e1", "b1", "success"), ("s0-random", "e2", "b1", "failed"), ("s0-random", "e0", "b0", "success")]
+        ("s0-middo", "e1", "b1", "success"), ("s0-random", "e2", "b1", "failed"),
+        ("s0-random", "e0", "b0", "success"), ("s0-oracle", "e3", "b0", "success")]  # no executor: a finished run
     assert set(found[0]["metrics"]) == {"data/r3/eval.json"}  # files that do not exist are left out
-    assert lv.pick_experiment(found, "s0-middo", params, "middo", 2, "b1", lambda b: False) == ("done", found[0])
-    other = {"train": {"seed": 1}}
-    assert lv.pick_experiment(found, "s0-middo", other, "middo", 2, "b1", lambda b: True)[0] == "queue"
-    assert lv.pick_experiment(found, "s0-middo", params, "middo", 1, "b1", lambda b: True)[0] == "queue"  # no r2 eval
-    assert lv.pick_experiment(found, "s0-random", params, "random", 2, "b1", lambda b: True) == ("done", found[2])
-    assert lv.pick_experiment(found, "s0-random", params, "random", 2, "b1", lambda b: False)[0] == "queue"
-
-
-def test_queue_status_parsing():
-    text = ("Task     Name       Created    Status\n92c81c7  s0-middo   05:14 AM   Success\n"
-            "494425a  s0-random  05:14 AM   Running\n\nWorker status: 1 active, 0 idle\n")
-    tasks = [("92c81c7", "s0-middo", "Success"), ("494425a", "s0-random", "Running")]
-    assert lv.parse_queue_status(text) == (tasks, 1)
+    assert found[0]["params"] == params
+    assert lv.finished_experiment(found, "s0-middo", params, "middo", 2, "b1", lambda b: False) is found[0]
+    assert lv.finished_experiment(found, "s0-middo", {"train": {"seed": 1}}, "middo", 2, "b1", lambda b: True) is None
+    assert lv.finished_experiment(found, "s0-middo", params, "middo", 1, "b1", lambda b: True) is None  # no r2 eval
+    assert lv.finished_experiment(found, "s0-random", params, "random", 2, "b1", lambda b: b == "b0") is found[2]
+    assert lv.finished_experiment(found, "s0-random", params, "random", 2, "b1", lambda b: False) is None
+    assert lv.finished_experiment(found, "s0-oracle", params, "oracle", 2, "b1", lambda b: True) is found[3]
+    rerun = [*found, {**found[2], "baseline": "b1", "rev": "e4"}]  # HEAD's preferred over an earlier baseline's
+    assert lv.finished_experiment(rerun, "s0-random", params, "random", 2, "b1", lambda b: True)["rev"] == "e4"
 
 
 def test_arm_result_reads_metrics_and_controls_take_the_reference_eval_at_1():
