@@ -85,11 +85,12 @@ def test_repro_writes_every_output_and_conserves_ids(project):
     assert json.loads((project / "data/r2/eval.json").read_text())  # final model evaluated
 
 
-def test_refine_stage_has_one_usage_record_for_every_request_the_server_received(project, tmp_path):
+def test_refine_stage_has_one_usage_record_for_every_request_the_server_received(project, tmp_path, monkeypatch):
     from middo.demo.sim_teacher import make_sim_teacher
-    from middo.teacher import register_backend
+    from middo.teacher import register_backend, registry
     from stages.refine import main
 
+    monkeypatch.setattr(registry, "_registered", {})  # registrations end with the test
     made = []
 
     def counted_sim(cfg):

@@ -6,7 +6,7 @@ import pytest
 
 from middo.config import section
 from middo.errors import ConfigError
-from middo.teacher import TeacherConfig, available_backends, make_teacher, register_backend
+from middo.teacher import TeacherConfig, available_backends, make_teacher, register_backend, registry
 from middo.teacher.client import OpenAITeacher, resolve_api_key
 
 
@@ -57,7 +57,8 @@ def test_an_unknown_backend_names_the_available_ones_and_the_entry_point_group()
         make_teacher(TeacherConfig(backend="nonesuch"))
 
 
-def test_a_backend_registered_in_process_is_built_with_the_section(tmp_path):
+def test_a_backend_registered_in_process_is_built_with_the_section(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_registered", {})  # registrations end with the test
     made = []
 
     def factory(cfg: TeacherConfig) -> OpenAITeacher:
