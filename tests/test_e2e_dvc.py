@@ -134,6 +134,50 @@ def test_changing_select_reruns_select_and_what_follows_only(project):
     assert "refine-1" in ran
 
 
+def _middo(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return _run([str(Path(sys.executable).parent / "middo"), *args], cwd, check)
+
+
+def _flagged(flags: pl.DataFrame) -> dict[str, tuple]:
+    return {row[0]: tuple(row[1:]) for row in flags.select("id", "hard", "sparse", "low_quality").iter_rows()}
+
+
+def test_diff_and_report_across_experiments_and_commits(project, tmp_path):
+    from middo.report.diff import diff_datasets
+
+    for name, m_quality in (("mq-low", "0.25"), ("mq-high", "1.5")):
+        _run(_dvc("exp", "run", "-n", name, "-S", f"select.m_quality={m_quality}"), project)
+        shutil.copytree(project / "data/r1", tmp_path / name)  # the workspace holds the experiment's outputs
+        _run(["git", "add", "-A"], project)
+        _run(["git", "commit", "-qm", name], project)
+    low, high = (_flagged(pl.read_parquet(tmp_path / name / "flags.parquet")) for name in ("mq-low", "mq-high"))
+    changed = sorted(i for i in low if low[i] != high[i])
+    datasets = [pl.read_parquet(tmp_path / name / "dataset.parquet") for name in ("mq-low", "mq-high")]
+    expected = diff_datasets(*datasets).counts()
+    assert changed and expected["kept"] < datasets[0].height
+    for revs in (["mq-low", "mq-high"], ["HEAD~1", "HEAD"]):  # experiments by name, then the two commits
+        args = ["diff", "1", "1", "--rev", revs[0], "--rev", revs[1], "--json", "--limit", "0"]
+        document = json.loads(_middo(args, project).stdout)
+        assert [entry["id"] for entry in document["flags_changed"]["samples"]] == changed
+        assert document["counts"] == expected and document["before"]["rev"] == revs[0]
+    text = _middo(["diff", "1", "1", "--rev", "mq-low", "--limit", "3"], project).stdout
+    assert text.startswith("1 @ mq-low (") and "1 @ workspace (" in text and f"flags changed: {len(changed)}" in text
+    absent = _middo(["diff", "2", "2", "--rev", "mq-low"], project, check=False)  # one round: no D(2) anywhere
+    assert absent.returncode == 1 and "data/r2/dataset.parquet does not exist at mq-low" in absent.stderr
+    _middo(["report", "--rev", "mq-low", "--rev", "mq-high", "--output", str(tmp_path / "c.html")], project)
+    page = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "select.m_quality" in page and f"flags changed on {len(changed)} samples" in page
+
+
+def test_diff_at_a_revision_names_what_is_missing(project, tmp_path):
+    unknown = _middo(["diff", "1", "1", "--rev", "no-such-exp", "--rev", "HEAD"], project, check=False)
+    assert unknown.returncode == 1 and "no git revision or DVC experiment" in unknown.stderr
+    _run(["git", "clone", "-q", str(project), str(tmp_path / "clone")], tmp_path)  # git only: no DVC cache
+    uncached = _middo(["diff", "1", "1", "--rev", "HEAD~1", "--rev", "HEAD"], tmp_path / "clone", check=False)
+    assert uncached.returncode == 1 and "neither in the local DVC cache nor on a remote" in uncached.stderr
+    assert "Traceback" not in uncached.stderr
+
+
 def test_a_failing_stage_makes_repro_exit_non_zero(project):
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
     params["select"]["m_quality"] = -1.0

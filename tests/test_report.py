@@ -8,8 +8,10 @@ import re
 import numpy as np
 import polars as pl
 import pytest
-from test_diff import _frame, _sample, cli_app
+from test_diff import _frame, _sample
+from typer.testing import CliRunner
 
+from middo.cli.main import app
 from middo.data.schema import write_samples
 from middo.report.html import build_report
 
@@ -79,9 +81,7 @@ def test_report_of_an_empty_project_shows_missing_instead_of_failing(tmp_path):
 
 
 def test_report_cli_writes_the_file(project):
-    from typer.testing import CliRunner
-
     output = project / "out.html"
-    result = CliRunner().invoke(cli_app(), ["report", "--project", str(project), "--output", str(output)])
+    result = CliRunner().invoke(app, ["report", "--project", str(project), "--output", str(output)])
     assert result.exit_code == 0, result.output
     assert output.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

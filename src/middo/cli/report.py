@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from middo.data.schema import read_samples
-from middo.report.diff import diff_datasets, resolve_dataset, rounds_lineage
-from middo.report.examples import format_example, lineage_examples
+from middo.report.compare import compare
+from middo.report.diff_output import diff_document, diff_lines
+from middo.report.revisions import Side
 
 app = typer.Typer()
 
@@ -18,45 +19,62 @@ app = typer.Typer()
 def diff(
     before: Annotated[str, typer.Argument(help="Dataset Parquet file, or round n (data/r<n>/dataset.parquet).")],
     after: Annotated[str, typer.Argument(help="Dataset Parquet file, or a round number.")],
+    rev: Annotated[list[str] | None, typer.Option(
+        help="Git revision or DVC experiment of BEFORE, given again for AFTER; a side without one is the workspace."
+    )] = None,
     show: Annotated[int, typer.Option(min=0, help="Print this many examples per operation, before and after.")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="List at most this many ids per category (0: all).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")] = False,
     project: Annotated[Path, typer.Option(help="Project root that round numbers are resolved in.")] = Path("."),
 ) -> None:
-    """Count and list kept, replaced (with parent and op), added and removed samples between two datasets.
+    """Count and list kept, replaced (with parent and op), added, reverted and removed samples between two datasets,
+    and, between the same round of two revisions, the samples whose flags changed.
 
-    Between round numbers more than one apart, lineage is followed through the rounds in between.
+    Between round numbers more than one apart, lineage is followed through the rounds in between. At a revision the
+    files are read through DVC (its cache, else the default remote), nothing is checked out.
 
-    Examples: `middo diff 0 1 --show 3`, `middo diff data/r1/dataset.parquet data/r2/dataset.parquet`.
+    Examples: `middo diff 0 1 --show 3`; `middo diff 1 1 --rev main --rev exp-abc12` (an experiment against a
+    branch); `middo diff 2 2 --rev HEAD~1` (the last commit's round 2 against the workspace's); `--json` for scripts.
     """
-    frame_a = read_samples(resolve_dataset(before, project))
-    frame_b = read_samples(resolve_dataset(after, project))
-    rounds = before.isdigit() and after.isdigit() and int(before) < int(after)
-    lineage = rounds_lineage(project, int(before), int(after)) if rounds else None
-    result = diff_datasets(frame_a, frame_b, lineage)
-    counts = result.counts()
-    typer.echo(f"{before} ({frame_a.height} samples) -> {after} ({frame_b.height} samples)")
-    typer.echo("  ".join(f"{name}: {count}" for name, count in counts.items()))
-    for change in result.replaced:
-        typer.echo(f"replaced {change.parent} -> {change.id} ({change.op})")
-    for change in result.added:
-        typer.echo(f"added    {change.id} ({change.op}, parent {change.parent})")
-    for sample_id in result.removed:
-        typer.echo(f"removed  {sample_id}")
-    for op in sorted({change.op for change in [*result.replaced, *result.added]} if show else ()):
-        changes = [change for change in [*result.replaced, *result.added] if change.op == op]
-        for example in lineage_examples(frame_a, changes, frame_b, show):
-            typer.echo("\n" + format_example(example))
+    revs = rev or []
+    if len(revs) > 2:
+        raise typer.BadParameter(f"got {len(revs)} revisions; give one (BEFORE) or two (BEFORE, AFTER)",
+                                 param_hint="--rev")
+    sides = (Side(project, revs[0] if revs else None), Side(project, revs[1] if len(revs) > 1 else None))
+    comparison = compare(sides[0], before, sides[1], after)
+    if as_json:
+        described = ({"dataset": before, "rev": sides[0].rev}, {"dataset": after, "rev": sides[1].rev})
+        typer.echo(json.dumps(diff_document(comparison, described, limit), indent=1))
+        return
+    names = (f"{before} @ {sides[0].label}", f"{after} @ {sides[1].label}") if revs else (before, after)
+    for line in diff_lines(comparison, names, limit, show):
+        typer.echo(line)
 
 
 @app.command()
 def report(
     output: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
     project: Annotated[Path, typer.Option(help="Project root (holds params.yaml and data/r<n>/).")] = Path("."),
+    rev: Annotated[list[str] | None, typer.Option(
+        help="Compare two revisions or DVC experiments side by side (give it twice; once: against the workspace)."
+    )] = None,
 ) -> None:
     """Write one self-contained HTML report of every round: flags, signals, gate, teacher tokens, examples, eval.
 
-    Works with whatever outputs exist; missing rounds and metrics are shown as missing. Example: `middo report`.
-    """
-    from middo.report.html import write_report
+    Works with whatever outputs exist; missing rounds and metrics are shown as missing. With `--rev A --rev B` the
+    file puts the two revisions' rounds side by side instead: params that differ, datasets, flags, refine, eval.
 
-    path = write_report(project, output)
+    Examples: `middo report`, `middo report --rev main --rev exp-abc12 --output compare.html`.
+    """
+    revs = rev or []
+    if len(revs) > 2:
+        raise typer.BadParameter(f"got {len(revs)} revisions; give one or two", param_hint="--rev")
+    if revs:
+        from middo.report.comparison import write_comparison
+
+        path = write_comparison(project, (revs[0], revs[1] if len(revs) > 1 else None), output)
+    else:
+        from middo.report.html import write_report
+
+        path = write_report(project, output)
     typer.echo(f"wrote {path}")

@@ -1,13 +1,13 @@
-"""Compare two dataset files by id and lineage: kept, replaced (child of a removed parent), added, removed."""
+"""Compare two datasets by id and lineage: kept, replaced (child of a removed parent), added, reverted, removed."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
-from middo.errors import InputError
+from middo.report.revisions import Side
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,20 @@ class DatasetDiff:
     """Children in B (simplify, improve) whose parent is in A but no longer in B."""
     added: list[Change] = field(default_factory=list)
     """Samples of B that replace nothing of A (synthesize adds beside its parent; or no ancestor in A)."""
+    reverted: list[Change] = field(default_factory=list)
+    """Samples of A missing from B whose parent is in B: a change A made that B does not have (two versions of one
+    round, e.g. two experiments: B kept the parent that A replaced). Never happens between consecutive rounds."""
     removed: list[str] = field(default_factory=list)
-    """Ids of A that are neither in B nor the parent of a sample of B: lost, which refine never does."""
+    """Ids of A that are neither in B nor the parent of a sample of B nor reverted: lost, which refine never does."""
 
     def counts(self) -> dict[str, int]:
         """Number of samples in each category."""
-        return {name: len(getattr(self, name)) for name in ("kept", "replaced", "added", "removed")}
+        return {name: len(getattr(self, name)) for name in ("kept", "replaced", "added", "reverted", "removed")}
+
+    def by_op(self) -> dict[str, dict[str, int]]:
+        """Replaced, added and reverted samples counted per operation."""
+        return {name: dict(sorted(Counter(change.op for change in getattr(self, name)).items()))
+                for name in ("replaced", "added", "reverted")}
 
 
 def diff_datasets(before: pl.DataFrame, after: pl.DataFrame, lineage: dict[str, str] | None = None) -> DatasetDiff:
@@ -45,15 +53,19 @@ def diff_datasets(before: pl.DataFrame, after: pl.DataFrame, lineage: dict[str, 
     """
     before_ids = set(before["id"].to_list())
     after_ids = set(after["id"].to_list())
-    new_rows = after.filter(~pl.col("id").is_in(list(before_ids))).sort("id")
+    gone_rows = before.filter(~pl.col("id").is_in(list(after_ids))).sort("id")
+    reverted = [Change(row["id"], row["parent"], row["op"]) for row in gone_rows.iter_rows(named=True)
+                if row["parent"] in after_ids and row["parent"] not in before_ids]
+    restored = {change.parent for change in reverted}
+    new_rows = after.filter(~pl.col("id").is_in(list(before_ids | restored))).sort("id")
     replaced, added = [], []
     for row in new_rows.select("id", "parent", "op").iter_rows(named=True):
         change = Change(row["id"], _ancestor(row["parent"], before_ids, lineage or {}), row["op"])
         replaces = change.op != "synthesize" and change.parent in before_ids and change.parent not in after_ids
         (replaced if replaces else added).append(change)
-    replaced_parents = {change.parent for change in replaced}
-    removed = sorted(before_ids - after_ids - replaced_parents)
-    return DatasetDiff(sorted(before_ids & after_ids), replaced, added, removed)
+    accounted = {change.parent for change in replaced} | {change.id for change in reverted}
+    removed = sorted(before_ids - after_ids - accounted)
+    return DatasetDiff(sorted(before_ids & after_ids), replaced, added, reverted, removed)
 
 
 def _ancestor(parent: str | None, before_ids: set[str], lineage: dict[str, str]) -> str | None:
@@ -65,20 +77,11 @@ def _ancestor(parent: str | None, before_ids: set[str], lineage: dict[str, str])
     return parent
 
 
-def rounds_lineage(project: str | Path, first: int, last: int) -> dict[str, str]:
+def rounds_lineage(side: Side, first: int, last: int) -> dict[str, str]:
     """child id -> parent id of every sample created in rounds first+1 .. last-1 (read from their datasets)."""
     lineage: dict[str, str] = {}
     for round_number in range(first + 1, last):
-        frame = pl.read_parquet(resolve_dataset(str(round_number), project), columns=["id", "parent", "round"])
+        frame = side.dataset(str(round_number))
         made = frame.filter((pl.col("round") == round_number) & pl.col("parent").is_not_null())
         lineage.update(zip(made["id"].to_list(), made["parent"].to_list(), strict=True))
     return lineage
-
-
-def resolve_dataset(spec: str, project: str | Path = ".") -> Path:
-    """A round number (`2`) means `data/r2/dataset.parquet` of the project; anything else is a file path."""
-    path = Path(project) / f"data/r{int(spec)}/dataset.parquet" if spec.isdigit() else Path(spec)
-    if not path.exists():
-        hint = "run `dvc repro` to build that round" if spec.isdigit() else "pass a dataset Parquet file"
-        raise InputError(f"{path}: no such dataset; {hint}")
-    return path
