@@ -5,13 +5,13 @@ dvc.yaml: python -m stages.refine --data data/r<p>/dataset.parquet --flags data/
           --output data/r<r>/dataset.parquet --metrics data/r<r>/refine.json [--log data/r<r>/refine_log.parquet]
 params: model, refine, teacher (its API key comes from the environment variable named by `teacher.api_key_env`),
         judge (the gate rates improved samples with the round's judge), cluster (`cluster.center`: the gate
-        measures density in the cluster stage's geometry)
+        measures density in the cluster stage's geometry), embed (the gate pools embeddings as score does)
 """
 
 from __future__ import annotations
 
 from middo.config import section
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.refine.config import RefineConfig
 from middo.refine.run import RefinePaths, run_refine
 from middo.signals.config import ClusterConfig, JudgeConfig
@@ -26,9 +26,11 @@ def main(paths: RefinePaths, params: dict) -> None:
     judge_cfg = section(JudgeConfig, params, "judge")
     model_cfg = section(ModelConfig, params, "model")
     center = section(ClusterConfig, params, "cluster").center
+    pooling = section(EmbedConfig, params, "embed")
     with make_teacher(teacher_cfg) as teacher:
         judge = Judge(judge_cfg, paths.model, model_cfg, teacher if judge_cfg.mode == "openai" else None)
-        run_refine(paths, teacher, section(RefineConfig, params, "refine"), judge, center, teacher_cfg.temperature)
+        refine_cfg = section(RefineConfig, params, "refine")
+        run_refine(paths, teacher, refine_cfg, judge, center, teacher_cfg.temperature, pooling)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from middo.model.config import EmbedConfig
 from middo.model.encode import encode_chat
 from middo.model.forward import body_and_head, score_forward
 from middo.model.load import load_model
@@ -58,17 +59,22 @@ def test_loss_equals_reference_cross_entropy(tiny):
     assert result.loss[0] == pytest.approx(expected, abs=1e-5)
 
 
-def test_fused_embedding_equals_prompt_only_pass(tiny):
+@pytest.mark.parametrize("pool", ["prompt", "user"])
+def test_fused_embedding_equals_prompt_only_pass(tiny, pool):
     model, tokenizer = tiny
     samples = _samples(6)
-    result = score_forward(model, tokenizer, samples, token_budget=400, progress=False)
+    result = score_forward(model, tokenizer, samples, token_budget=400, progress=False, pooling=EmbedConfig(pool=pool))
     body, _ = body_and_head(model)
     for row, sample in enumerate(samples):
         prompt = tokenizer.apply_chat_template(sample["messages"][:-1], add_generation_prompt=True, tokenize=False)
-        ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+        encoding = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+        users = [m["content"] for m in sample["messages"][:-1] if m["role"] == "user"]
+        spans = [(prompt.find(text), prompt.find(text) + len(text)) for text in users]
+        starts = [start for start, _ in encoding["offset_mapping"]]
+        keep = [pool == "prompt" or any(lo <= start < hi for lo, hi in spans) for start in starts]
         with torch.no_grad():
-            expected = body(input_ids=ids).last_hidden_state[0].mean(dim=0).numpy()
-        np.testing.assert_allclose(result.embeddings[row], expected, atol=1e-4)
+            states = body(input_ids=torch.tensor([encoding["input_ids"]])).last_hidden_state[0]
+        np.testing.assert_allclose(result.embeddings[row], states[torch.tensor(keep)].mean(dim=0).numpy(), atol=1e-4)
 
 
 def test_long_samples_are_truncated_from_the_left_and_counted(tiny):

@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from middo.data.schema import SAMPLE_SCHEMA, read_samples, sample_id, write_samples
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.refine import contract as P
 from middo.refine.config import RefineConfig
 from middo.refine.conservation import check_conservation
@@ -126,7 +126,7 @@ def refine(world, teacher_cfg: TeacherConfig, centered: bool = True, **refine_ov
     judge = Judge(JudgeConfig(), "unused-model", ModelConfig(base="unused"))
     with make_teacher(teacher_cfg) as teacher:
         return run_refine(refine_paths(world), teacher, RefineConfig(**refine_overrides), judge, centered,
-                          teacher_cfg.temperature, scorers=fake_scorers())
+                          teacher_cfg.temperature, EmbedConfig(), scorers=fake_scorers())
 
 
 def assert_conserved(world) -> pl.DataFrame:

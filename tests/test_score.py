@@ -12,7 +12,7 @@ from judge_helpers import make_samples, trained_judge
 
 from middo.data.schema import SAMPLE_SCHEMA
 from middo.model import forward, load
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.model.forward import score_forward
 from middo.signals.base_cache import FINGERPRINT_COLUMN
 from middo.signals.config import ScoreConfig
@@ -21,6 +21,7 @@ from middo.signals.loss import score_samples
 from middo.tables import join_by_id
 
 SCORE = ScoreConfig(token_budget=2048)
+POOL = EmbedConfig()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def _cfg(base) -> ModelConfig:
 def test_losses_and_embeddings_match_plain_forward_passes(models):
     base, current = models
     samples = make_samples(9)
-    result = score_samples(samples, base, current, _cfg(base), SCORE)
+    result = score_samples(samples, base, current, _cfg(base), SCORE, POOL)
     assert result.table["id"].to_list() == [s["id"] for s in samples]
     expected = {}
     for path in (base, current):
@@ -74,12 +75,12 @@ def test_losses_and_embeddings_match_plain_forward_passes(models):
 def test_base_losses_are_reused_by_id_and_skip_the_forward_pass(models, counted, tmp_path):
     base, current = models
     samples = make_samples(8)
-    first = score_samples(samples[:6], base, current, _cfg(base), SCORE)
+    first = score_samples(samples[:6], base, current, _cfg(base), SCORE, POOL)
     previous = tmp_path / "scores.parquet"
     first.table.write_parquet(previous)
     counted["forward"].clear(), counted["load"].clear()
 
-    second = score_samples(samples[2:], base, current, _cfg(base), SCORE, reuse=previous)  # 4 known, 2 new
+    second = score_samples(samples[2:], base, current, _cfg(base), SCORE, POOL, reuse=previous)  # 4 known, 2 new
     assert counted["forward"] == [(str(base), [s["id"] for s in samples[6:]]),
                                   (str(current), [s["id"] for s in samples[2:]])]
     assert second.metrics["base_reused"] == 4 and second.metrics["base_scored"] == 2
@@ -87,7 +88,7 @@ def test_base_losses_are_reused_by_id_and_skip_the_forward_pass(models, counted,
     np.testing.assert_array_equal(second.table["loss_pre"].to_numpy()[:4], known["loss_pre"].to_numpy())
 
     counted["forward"].clear(), counted["load"].clear()
-    third = score_samples(samples[:6], base, current, _cfg(base), SCORE, reuse=previous)  # all known
+    third = score_samples(samples[:6], base, current, _cfg(base), SCORE, POOL, reuse=previous)  # all known
     assert counted["load"] == [str(current)] and [path for path, _ in counted["forward"]] == [str(current)]
     np.testing.assert_array_equal(third.table["loss_pre"].to_numpy(), first.table["loss_pre"].to_numpy())
 
@@ -95,20 +96,21 @@ def test_base_losses_are_reused_by_id_and_skip_the_forward_pass(models, counted,
 def test_no_reuse_under_another_base_model(models, counted, tmp_path):
     base, current = models
     samples = make_samples(4)
-    first = score_samples(samples, base, current, _cfg(base), SCORE)
+    first = score_samples(samples, base, current, _cfg(base), SCORE, POOL)
     previous = tmp_path / "scores.parquet"
     first.table.write_parquet(previous)
     other_base = tmp_path / "other_base"
     shutil.copytree(base, other_base)
     shutil.copy(current / "model.safetensors", other_base / "model.safetensors")  # same files, other weights
     counted["forward"].clear()
-    again = score_samples(samples, other_base, current, _cfg(other_base), SCORE, reuse=previous)
+    again = score_samples(samples, other_base, current, _cfg(other_base), SCORE, POOL, reuse=previous)
     assert again.metrics["base_reused"] == 0 and len(counted["forward"]) == 2
     assert again.table[FINGERPRINT_COLUMN][0] != first.table[FINGERPRINT_COLUMN][0]
-    longer = score_samples(samples, base, current, ModelConfig(base=str(base), device="cpu", max_length=512), SCORE,
+    longer_cfg = ModelConfig(base=str(base), device="cpu", max_length=512)
+    longer = score_samples(samples, base, current, longer_cfg, SCORE, POOL,
                            reuse=previous)  # tokenisation settings are part of the fingerprint
     assert longer.metrics["base_reused"] == 0
-    unchanged = score_samples(samples, base, current, _cfg(base), ScoreConfig(reuse_base=False), reuse=previous)
+    unchanged = score_samples(samples, base, current, _cfg(base), ScoreConfig(reuse_base=False), POOL, reuse=previous)
     assert unchanged.metrics["base_reused"] == 0
 
 

@@ -31,6 +31,20 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class EmbedConfig:
+    """Section `embed`: which tokens the prompt embedding averages (last-layer states of the same forward pass as the
+    losses). Used wherever embeddings are taken: the score stage and the refine gate's near-duplicate and density
+    checks."""
+
+    pool: Literal["user", "last_user", "prompt", "raw"] = "user"
+    """`user`: the content of every user turn (no template markup, no system block the template inserts, no role
+    tokens); `last_user`: the last user turn's content only; `prompt`: every token before the response; `raw`: the
+    user text alone, without template, in a second pass (the reference's embedding; costs a prompt-only pass)."""
+    system: bool = False
+    """Also average the content of a system message the sample itself carries (all pools but `prompt`)."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Section `train`: SFT of the base model on a round's dataset (loss on assistant tokens only)."""
 

@@ -1,4 +1,4 @@
-"""Chat-template tokenisation with an assistant-token mask, and left truncation of long prompts."""
+"""Chat-template tokenisation with an assistant-token mask, a pooling mask, and truncation of long samples."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from middo.errors import ConfigError, InputError
+from middo.model.config import EmbedConfig
 from middo.model.tokenizer import CHAT_TEMPLATE
 
 TEMPLATE_PRESETS = {"chatml": CHAT_TEMPLATE}
@@ -19,8 +20,10 @@ class Encoded:
     id: str
     input_ids: list[int]
     assistant_mask: list[bool]  # True for tokens of an assistant turn: the tokens that carry loss
-    prompt_len: int  # tokens before the last assistant turn's content (what the prompt embedding averages)
+    prompt_len: int  # tokens before the last assistant turn's content
     truncated: bool  # the prompt was cut from the left (or the response from the right) to fit max_length
+    embed_mask: list[bool]  # True for the tokens the prompt embedding averages (`embed.pool`)
+    embed_fallback: bool = False  # the pooled text was not found (or was cut away): the whole prompt is averaged
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -64,20 +67,56 @@ def assistant_spans(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) ->
     return text, spans
 
 
-def encode_chat(tokenizer: PreTrainedTokenizerBase, sample_id: str, messages: list[dict], max_length: int) -> Encoded:
-    """Tokenise with the chat template; mark assistant tokens; cut the prompt from the left to fit `max_length`."""
+def content_spans(text: str, messages: list[dict], embed: EmbedConfig) -> list[tuple[int, int]] | None:
+    """Character spans in the rendered `text` of the prompt contents `embed` pools (None: one was not found)."""
+    prompt = messages[: max(i for i, m in enumerate(messages) if m["role"] == "assistant")]
+    roles = {"user", "system"} if embed.system else {"user"}
+    last_user = max((i for i, m in enumerate(prompt) if m["role"] == "user"), default=None)
+    spans, cursor = [], 0
+    for index, message in enumerate(prompt):
+        content = message["content"].strip()
+        if not content:
+            continue
+        start = text.find(content, cursor)
+        if start < 0:
+            return None
+        cursor = start + len(content)
+        wanted = message["role"] in roles and (embed.pool == "user" or index == last_user or message["role"] != "user")
+        if wanted:
+            spans.append((start, cursor))
+    return spans
+
+
+def encode_chat(tokenizer: PreTrainedTokenizerBase, sample_id: str, messages: list[dict], max_length: int,
+                embed: EmbedConfig = EmbedConfig()) -> Encoded:
+    """Tokenise with the chat template; mark assistant tokens and the tokens `embed` pools; cut to fit `max_length`
+    (see `fit`)."""
     text, spans = assistant_spans(tokenizer, messages)
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(encoding["input_ids"])
     starts = [start for start, _ in encoding["offset_mapping"]]
     mask = [any(lo <= start < hi for lo, hi in spans) for start in starts]
-    prompt_end = spans[-1][0]
-    prompt_len = sum(1 for start in starts if start < prompt_end)
-    excess = len(ids) - max_length
-    if excess <= 0:
-        return Encoded(sample_id, ids, mask, prompt_len, False)
-    if excess < prompt_len:  # drop the oldest prompt tokens
-        return Encoded(sample_id, ids[excess:], mask[excess:], prompt_len - excess, True)
-    # the response alone does not fit: keep the last prompt token and the start of the response
-    keep = slice(prompt_len - 1, prompt_len - 1 + max_length) if prompt_len else slice(0, max_length)
-    return Encoded(sample_id, ids[keep], mask[keep], min(prompt_len, 1), True)
+    prompt_len = sum(1 for start in starts if start < spans[-1][0])
+    pooled = [(0, spans[-1][0])] if embed.pool == "prompt" else content_spans(text, messages, embed)
+    pool = [any(lo <= start < hi for lo, hi in pooled or ()) for start in starts]
+    keep, kept_prompt = fit(prompt_len, len(ids), max_length)
+    pool = pool[keep]
+    fallback = not any(pool)
+    if fallback:
+        pool = [index < kept_prompt for index in range(len(pool))]
+    return Encoded(sample_id, ids[keep], mask[keep], kept_prompt, len(ids) > max_length, pool, fallback)
+
+
+def fit(prompt_len: int, length: int, max_length: int) -> tuple[slice, int]:
+    """(the tokens kept, the prompt tokens among them) of a sample cut to `max_length`.
+
+    The prompt loses its oldest tokens first, down to half the context; beyond that the response loses its tail:
+    the sample keeps the last half-context of its prompt and the start of its response, so the loss and the prompt
+    embedding both still see the conversation they belong to.
+    """
+    if length <= max_length:
+        return slice(0, length), prompt_len
+    response_len = length - prompt_len
+    kept_prompt = min(prompt_len, max(max_length - response_len, max_length // 2))
+    start = prompt_len - kept_prompt
+    return slice(start, start + max_length), kept_prompt

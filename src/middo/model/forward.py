@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from middo.data.schema import prompt_messages
 from middo.model.batching import budget_batches, pad_right
+from middo.model.config import EmbedConfig
 from middo.model.encode import Encoded, encode_chat, ensure_chat_template
 
 LM_HEAD_CHUNK = 4096  # rows of hidden states sent through lm_head at once: bounds the [rows, vocab] logits
@@ -24,9 +26,10 @@ class ForwardResult:
     ids: list[str]
     loss: np.ndarray  # float64 [N]: mean NLL over assistant tokens (NaN if a sample has none left)
     n_tokens: np.ndarray  # int64 [N]: assistant tokens scored
-    embeddings: np.ndarray | None  # float32 [N, d]: mean last-layer hidden state over prompt tokens
+    embeddings: np.ndarray | None  # float32 [N, d]: mean last-layer hidden state over the pooled prompt tokens
     truncated: int  # samples cut to fit the context
     truncated_mask: np.ndarray  # bool [N]: which samples were cut
+    embed_fallbacks: int = 0  # samples whose pooled text was not found: their whole prompt was averaged
 
 
 def context_length(model: PreTrainedModel, max_length: int | None = None) -> int:
@@ -41,11 +44,12 @@ def body_and_head(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Mod
 
 
 def encode_samples(
-    tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict], max_length: int, chat_template: str | None = None
+    tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict], max_length: int, chat_template: str | None = None,
+    pooling: EmbedConfig = EmbedConfig(),
 ) -> list[Encoded]:
     """Tokenise samples (dicts with `id` and `messages`) with the chat template."""
     ensure_chat_template(tokenizer, chat_template)
-    return [encode_chat(tokenizer, sample["id"], list(sample["messages"]), max_length) for sample in samples]
+    return [encode_chat(tokenizer, s["id"], list(s["messages"]), max_length, pooling) for s in samples]
 
 
 def causal_states(body: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
@@ -84,10 +88,9 @@ def forward_batch(model: PreTrainedModel, batch: list[Encoded], pad_id: int, emb
     counts = torch.bincount(rows, minlength=len(batch))
     vectors = None
     if embed:
-        prompt_lens = torch.tensor([row.prompt_len for row in batch], device=device)
-        in_prompt = torch.arange(ids.shape[1], device=device)[None, :] < prompt_lens[:, None]
-        summed = torch.bmm(in_prompt[:, None, :].float(), hidden.float())[:, 0]  # fp32 sums, no copy in fp32
-        vectors = summed / prompt_lens.clamp(min=1)[:, None]
+        pooled = pad_right([row.embed_mask for row in batch], False).to(device).float()
+        summed = torch.bmm(pooled[:, None, :], hidden.float())[:, 0]  # fp32 sums, no copy in fp32
+        vectors = summed / pooled.sum(dim=1).clamp(min=1)[:, None]
     return sums.cpu(), counts.cpu(), None if vectors is None else vectors.cpu()
 
 
@@ -100,29 +103,21 @@ def score_forward(
     max_length: int | None = None,
     chat_template: str | None = None,
     progress: bool = True,
+    pooling: EmbedConfig = EmbedConfig(),
 ) -> ForwardResult:
-    """Mean assistant-token NLL per sample and (if `embed`) the prompt embedding, from one pass.
+    """Mean assistant-token NLL per sample and (if `embed`) the prompt embedding over the tokens `pooling` names,
+    from one pass (`pooling.pool: raw` takes the embeddings from a second pass over the user text alone).
 
     Samples are sorted by length and batched under `token_budget` tokens (batch size x longest); results come
     back in the input order. Samples longer than the context lose prompt tokens from the left (counted).
     """
-    encoded = encode_samples(tokenizer, samples, context_length(model, max_length), chat_template)
-    n = len(encoded)
-    loss = np.full(n, np.nan, dtype=np.float64)
-    n_tokens = np.zeros(n, dtype=np.int64)
-    embeddings = np.zeros((n, model.config.hidden_size), dtype=np.float32) if embed else None
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = budget_batches([len(row) for row in encoded], token_budget)
-    with tqdm(total=sum(map(len, encoded)), desc="forward", unit="tok", disable=not progress) as bar:
-        for batch in batches:
-            sums, counts, vectors = forward_batch(model, [encoded[i] for i in batch], pad_id, embed)
-            for slot, index in enumerate(batch):
-                n_tokens[index] = int(counts[slot])
-                if counts[slot]:
-                    loss[index] = float(sums[slot]) / int(counts[slot])
-                if embeddings is not None:
-                    embeddings[index] = vectors[slot].numpy()
-            bar.update(sum(len(encoded[i]) for i in batch))
+    limit = context_length(model, max_length)
+    encoded = encode_samples(tokenizer, samples, limit, chat_template, pooling)
+    in_pass = embed and pooling.pool != "raw"
+    loss, n_tokens, embeddings = _run(model, tokenizer, encoded, token_budget, in_pass, progress, "forward")
+    if embed and not in_pass:
+        raw = raw_encodings(tokenizer, samples, limit, pooling.system)
+        embeddings = _run(model, tokenizer, raw, token_budget, True, progress, "embed (raw text)")[2]
     truncated_mask = np.array([row.truncated for row in encoded], dtype=bool)
     return ForwardResult(
         ids=[row.id for row in encoded],
@@ -131,7 +126,44 @@ def score_forward(
         embeddings=embeddings,
         truncated=int(truncated_mask.sum()),
         truncated_mask=truncated_mask,
+        embed_fallbacks=sum(row.embed_fallback for row in encoded) if in_pass else 0,
     )
+
+
+def raw_encodings(tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict], max_length: int,
+                  system: bool) -> list[Encoded]:
+    """The user text of each sample (its user turns, and its own system message if `system`), tokenised without a
+    chat template, every token pooled: the reference's raw-text embedding input. Cut at `max_length` tokens."""
+    roles = {"user", "system"} if system else {"user"}
+    rows = []
+    for sample in samples:
+        turns = [m["content"] for m in prompt_messages(list(sample["messages"])) if m["role"] in roles]
+        ids = tokenizer("\n\n".join(turns), add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id or 0]
+        kept = ids[:max_length]
+        rows.append(Encoded(sample["id"], kept, [False] * len(kept), len(kept), len(ids) > max_length,
+                            [True] * len(kept)))
+    return rows
+
+
+def _run(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, encoded: list[Encoded], token_budget: int,
+         embed: bool, progress: bool, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(mean NLL [N], assistant tokens [N], embeddings [N, d] or None) of encoded rows, length-batched."""
+    n = len(encoded)
+    loss = np.full(n, np.nan, dtype=np.float64)
+    n_tokens = np.zeros(n, dtype=np.int64)
+    embeddings = np.zeros((n, model.config.hidden_size), dtype=np.float32) if embed else None
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with tqdm(total=sum(map(len, encoded)), desc=label, unit="tok", disable=not progress) as bar:
+        for batch in budget_batches([len(row) for row in encoded], token_budget):
+            sums, counts, vectors = forward_batch(model, [encoded[i] for i in batch], pad_id, embed)
+            for slot, index in enumerate(batch):
+                n_tokens[index] = int(counts[slot])
+                if counts[slot]:
+                    loss[index] = float(sums[slot]) / int(counts[slot])
+                if embeddings is not None:
+                    embeddings[index] = vectors[slot].numpy()
+            bar.update(sum(len(encoded[i]) for i in batch))
+    return loss, n_tokens, embeddings
 
 
 def nll_forward(model, tokenizer, samples, token_budget, **kwargs) -> ForwardResult:

@@ -44,7 +44,8 @@ def pack_texts(tokenizer: PreTrainedTokenizerBase, lines: Iterable[str], seq_len
         stream.extend(line_ids(tokenizer, line, separator))
     chunks = [stream[start : start + seq_len] for start in range(0, len(stream), seq_len)]
     chunks = [chunk for chunk in chunks if len(chunk) > 1]
-    return [Encoded(f"chunk{index}", chunk, [True] * len(chunk), 0, False) for index, chunk in enumerate(chunks)]
+    return [Encoded(f"chunk{index}", chunk, [True] * len(chunk), 0, False, [False] * len(chunk))
+            for index, chunk in enumerate(chunks)]
 
 
 def pretrain(

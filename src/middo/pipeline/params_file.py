@@ -11,7 +11,7 @@ import yaml
 from middo.config import field_docs
 from middo.data.config import DataConfig
 from middo.errors import ConfigError
-from middo.model.config import EvalConfig, ModelConfig, PretrainConfig, TrainConfig
+from middo.model.config import EmbedConfig, EvalConfig, ModelConfig, PretrainConfig, TrainConfig
 from middo.pipeline.config import LoopConfig
 from middo.pipeline.specs import STAGE_SPECS
 from middo.refine.config import RefineConfig
@@ -25,6 +25,7 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("pretrain", PretrainConfig),
     ("train", TrainConfig),
     ("score", ScoreConfig),
+    ("embed", EmbedConfig),
     ("cluster", ClusterConfig),
     ("judge", JudgeConfig),
     ("select", SelectConfig),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from middo.config import param_keys
 from middo.data.config import DataConfig
-from middo.model.config import EvalConfig, ModelConfig, PretrainConfig, TrainConfig
+from middo.model.config import EmbedConfig, EvalConfig, ModelConfig, PretrainConfig, TrainConfig
 from middo.refine.config import RefineConfig
 from middo.selection.config import SelectConfig
 from middo.signals.config import ClusterConfig, JudgeConfig, ScoreConfig
@@ -29,9 +29,10 @@ class StageSpec:
 
 STAGE_SPECS: dict[str, StageSpec] = {
     "prepare": StageSpec(((DataConfig, "data"),), ("data",)),
-    "pretrain": StageSpec(((PretrainConfig, "pretrain"), (ModelConfig, "model")), ("model",)),
+    "pretrain": StageSpec(((PretrainConfig, "pretrain"), (ModelConfig, "model")), ("data", "model")),
     "train": StageSpec(((TrainConfig, "train"), (ModelConfig, "model")), ("data", "model")),
-    "score": StageSpec(((ModelConfig, "model"), (ScoreConfig, "score")), ("data", "model", "signals")),
+    "score": StageSpec(((ModelConfig, "model"), (ScoreConfig, "score"), (EmbedConfig, "embed")),
+                       ("data", "model", "signals")),
     "cluster": StageSpec(((ClusterConfig, "cluster"),), ("signals",)),
     "judge": StageSpec(
         ((JudgeConfig, "judge"), (TeacherConfig, "teacher"), (ModelConfig, "model")),
@@ -44,6 +45,7 @@ STAGE_SPECS: dict[str, StageSpec] = {
             (JudgeConfig, "judge"),
             (ModelConfig, "model"),
             (ClusterConfig, "cluster"),
+            (EmbedConfig, "embed"),
             (RefineConfig, "refine"),
         ),
         ("data", "model", "refine", "signals", "teacher", "templates"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from middo.data.schema import read_samples, write_samples
 from middo.errors import InputError
 from middo.log import get_logger, write_metrics
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.refine.config import RefineConfig
 from middo.refine.gate import Embedder, Gate, Scorer
 from middo.refine.merge import attempts_table
@@ -56,9 +56,10 @@ class GateScorers:
     embed: Embedder
 
 
-def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge) -> GateScorers:
-    """Loss and embeddings under Mr from one forward pass (loaded on first use), ratings from the round's judge."""
-    scorer = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg)
+def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge, pooling: EmbedConfig) -> GateScorers:
+    """Loss and embeddings under Mr from one forward pass (loaded on first use; embeddings pooled as the score stage
+    pools them), ratings from the round's judge."""
+    scorer = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg, pooling)
     rate_with_judge = judge_rater(judge)
 
     def rate(samples: list[dict]) -> dict[str, float]:
@@ -69,12 +70,13 @@ def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge
 
 
 def run_refine(paths: RefinePaths, teacher: Teacher, refine_cfg: RefineConfig, judge: Judge, centered: bool,
-               temperature: float, scorers: GateScorers | None = None) -> RefineResult:
+               temperature: float, pooling: EmbedConfig, scorers: GateScorers | None = None) -> RefineResult:
     """Write D(r), refine.json and, if `paths.log`, one row per attempt.
 
     `teacher` answers the refine requests and, when `judge.teacher` is the same object, the gate's ratings too, so
     its usage in refine.json counts every request of the stage. `centered` is `cluster.center` (the geometry of the
-    knn table); `temperature` is `teacher.temperature`. `scorers` replaces the gate's scorers (tests).
+    knn table); `temperature` is `teacher.temperature`; `pooling` is the `embed` section (the gate's embeddings must
+    be pooled like the score stage's). `scorers` replaces the gate's scorers (tests).
     """
     if paths.round < 1:
         raise InputError(f"--round {paths.round}: rounds count from 1 (round 0 is the seed set)")
@@ -83,7 +85,7 @@ def run_refine(paths: RefinePaths, teacher: Teacher, refine_cfg: RefineConfig, j
     flag_table, knn_table = read_table(paths.flags, "select"), read_table(paths.knn, "cluster")
     embedding_ids, vectors = load_embeddings(paths.embeddings)
     reference = build_reference(previous, embedding_ids, vectors, knn_table, centered)
-    scorers = scorers or model_scorers(judge.model_cfg, refine_cfg, judge)
+    scorers = scorers or model_scorers(judge.model_cfg, refine_cfg, judge, pooling)
     gate = Gate(reference, refine_cfg.dup_threshold, scorers.loss, scorers.rate, scorers.embed, refine_cfg.gate)
     result = refine_round(previous, flag_table, knn_table, teacher, gate, refine_cfg, paths.round, temperature,
                           prompts)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.model.forward import score_forward
 from middo.signals.judge import Judge, judge_samples
 
@@ -21,19 +21,20 @@ class ModelScorer:
     comparable.
     """
 
-    def __init__(self, load: Callable[[], tuple], token_budget: int, model_cfg: ModelConfig):
+    def __init__(self, load: Callable[[], tuple], token_budget: int, model_cfg: ModelConfig, pooling: EmbedConfig):
         self._load, self._model = load, None
-        self.token_budget, self.model_cfg = token_budget, model_cfg
+        self.token_budget, self.model_cfg, self.pooling = token_budget, model_cfg, pooling
         self._loss: dict[str, float] = {}
         self._vectors: dict[str, np.ndarray] = {}
 
     @classmethod
-    def from_path(cls, model_path: str | Path, token_budget: int, model_cfg: ModelConfig) -> ModelScorer:
+    def from_path(cls, model_path: str | Path, token_budget: int, model_cfg: ModelConfig,
+                  pooling: EmbedConfig) -> ModelScorer:
         """A scorer that loads Mr from `model_path` on first use (never, if no child needs scoring)."""
         from middo.model.load import load_model
 
         return cls(lambda: load_model(model_path, device=model_cfg.device, dtype=model_cfg.dtype), token_budget,
-                   model_cfg)
+                   model_cfg, pooling)
 
     def _ensure(self, samples: list[dict]) -> None:
         todo = list({s["id"]: s for s in samples if s["id"] not in self._loss}.values())
@@ -43,7 +44,8 @@ class ModelScorer:
             self._model = self._load()
         model, tokenizer = self._model
         result = score_forward(model, tokenizer, todo, self.token_budget, embed=True,
-                               max_length=self.model_cfg.max_length, chat_template=self.model_cfg.chat_template)
+                               max_length=self.model_cfg.max_length, chat_template=self.model_cfg.chat_template,
+                               pooling=self.pooling)
         for row, sample_id in enumerate(result.ids):
             self._loss[sample_id] = float(result.loss[row])
             self._vectors[sample_id] = result.embeddings[row]

@@ -12,7 +12,7 @@ import polars as pl
 from middo.data.schema import read_samples
 from middo.log import get_logger, write_metrics
 from middo.model import forward, load
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.signals.base_cache import FINGERPRINT_COLUMN, base_fingerprint, reusable_base_losses
 from middo.signals.config import ScoreConfig
 from middo.signals.embeddings import save_embeddings
@@ -39,11 +39,12 @@ class ScoreResult:
     metrics: dict
 
 
-def _run_forward(model_path: str | Path, model_cfg: ModelConfig, samples: list[dict], budget: int, embed: bool,
-                 gguf_file: str | None = None) -> forward.ForwardResult:
+def _run_forward(model_path: str | Path, model_cfg: ModelConfig, samples: list[dict], budget: int,
+                 pooling: EmbedConfig | None, gguf_file: str | None = None) -> forward.ForwardResult:
     model, tokenizer = load.load_model(model_path, gguf_file=gguf_file, device=model_cfg.device, dtype=model_cfg.dtype)
-    result = forward.score_forward(model, tokenizer, samples, budget, embed=embed, max_length=model_cfg.max_length,
-                                   chat_template=model_cfg.chat_template)
+    result = forward.score_forward(model, tokenizer, samples, budget, embed=pooling is not None,
+                                   max_length=model_cfg.max_length, chat_template=model_cfg.chat_template,
+                                   pooling=pooling or EmbedConfig())
     del model
     return result
 
@@ -58,8 +59,9 @@ def _stats(values: np.ndarray, name: str) -> dict:
 
 
 def score_samples(samples: list[dict], base: str | Path, model: str | Path, model_cfg: ModelConfig,
-                  score_cfg: ScoreConfig, reuse: str | Path | None = None) -> ScoreResult:
-    """Losses of `samples` (dicts with `id`, `messages`) under the base model and the round model.
+                  score_cfg: ScoreConfig, pooling: EmbedConfig, reuse: str | Path | None = None) -> ScoreResult:
+    """Losses of `samples` (dicts with `id`, `messages`) under the base model and the round model, and the prompt
+    embeddings under the round model (pooled as `pooling` says).
 
     Base losses found in `reuse` (a previous scores table, same base fingerprint) are not recomputed; when every
     sample is found, the base model is not even loaded.
@@ -73,12 +75,12 @@ def score_samples(samples: list[dict], base: str | Path, model: str | Path, mode
     loss_pre = dict(cached)
     if todo:
         log.info("base model: scoring %d samples (%d reused by id)", len(todo), len(cached))
-        pre = _run_forward(base, model_cfg, todo, score_cfg.token_budget, embed=False, gguf_file=model_cfg.gguf_file)
+        pre = _run_forward(base, model_cfg, todo, score_cfg.token_budget, None, gguf_file=model_cfg.gguf_file)
         loss_pre.update(zip(pre.ids, pre.loss.tolist(), strict=True))
     else:
         log.info("base model: all %d base losses reused by id; not loaded", len(samples))
     base_seconds = time.perf_counter() - started
-    cur = _run_forward(model, model_cfg, samples, score_cfg.token_budget, embed=True)
+    cur = _run_forward(model, model_cfg, samples, score_cfg.token_budget, pooling)
     round_seconds = time.perf_counter() - started - base_seconds
     table = pl.DataFrame(
         {
@@ -96,6 +98,8 @@ def score_samples(samples: list[dict], base: str | Path, model: str | Path, mode
         "base_reused": len(cached),
         "base_scored": len(todo),
         "truncated": cur.truncated,
+        "embed_pool": pooling.pool,
+        "embed_fallbacks": cur.embed_fallbacks,
         "seconds_base": base_seconds,
         "seconds_round": round_seconds,
         "seconds": base_seconds + round_seconds,
@@ -126,11 +130,11 @@ class ScorePaths:
     """Previous round's scores table: base losses reused by id."""
 
 
-def run_score(paths: ScorePaths, model_cfg: ModelConfig, score_cfg: ScoreConfig) -> ScoreResult:
+def run_score(paths: ScorePaths, model_cfg: ModelConfig, score_cfg: ScoreConfig, pooling: EmbedConfig) -> ScoreResult:
     """Read the dataset, score it, write the scores table, the embeddings and the metrics JSON."""
     frame = read_samples(paths.data)
     samples = frame.select("id", "messages").to_dicts()
-    result = score_samples(samples, paths.base, paths.model, model_cfg, score_cfg, paths.reuse)
+    result = score_samples(samples, paths.base, paths.model, model_cfg, score_cfg, pooling, paths.reuse)
     write_table(result.table, paths.output)
     save_embeddings(paths.embeddings, result.table["id"].to_list(), result.embeddings)
     write_metrics(result.metrics, paths.metrics)
