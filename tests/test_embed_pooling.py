@@ -86,3 +86,34 @@ def test_raw_pool_gives_the_same_vector_under_any_system_prompt_and_the_losses_d
     assert cosine(*results["raw"].embeddings) > 1 - 1e-5
     assert cosine(*results["user"].embeddings) < 1 - 1e-3  # the in-pass states do see the system block
     np.testing.assert_allclose(results["raw"].loss, results["user"].loss)  # the pool changes embeddings only
+
+
+@pytest.fixture(scope="module")
+def demo_corpus_model(tmp_path_factory):
+    """A tiny model pretrained for 80 steps on a 400-line demo corpus (its tokenizer trained on that corpus)."""
+    from middo.demo.generate import SuiteConfig, write_suite
+    from middo.model.config import ModelConfig, PretrainConfig
+    from middo.model.pretrain import build_and_pretrain
+
+    root = tmp_path_factory.mktemp("demo_corpus_model")
+    corpus = write_suite(root / "demo", SuiteConfig(n_seed=100, n_eval=12, n_corpus=400))["corpus"]
+    config = PretrainConfig(corpus=str(corpus), size="tiny", seq_len=64, batch_size=8, max_steps=80, lr=5e-3)
+    build_and_pretrain([corpus], root / "model", config, ModelConfig(base=str(root / "model"), device="cpu"),
+                       progress=False)
+    return load_model(root / "model", device="cpu")
+
+
+@pytest.mark.parametrize(("short", "long", "other"), [
+    ("What is 12 plus 7?", "What is 12 plus 7? Add the two numbers and give the sum of 12 and 7 as one number.",
+     "Which river flows through Tarvel?"),
+    ("What colour is the flag of Tarumi?",
+     "What colour is the flag of Tarumi? Name the colour of the flag that Tarumi flies, in one word.",
+     "What is the opposite of soft?"),
+])
+def test_a_long_prompt_on_a_topic_is_nearer_to_a_short_one_than_an_unrelated_short_prompt(demo_corpus_model, short,
+                                                                                            long, other):
+    model, tokenizer = demo_corpus_model
+    samples = [{"id": key, "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]}
+               for key, text in (("short", short), ("long", long), ("other", other))]
+    short_vec, long_vec, other_vec = score_forward(model, tokenizer, samples, 4096, progress=False).embeddings
+    assert cosine(short_vec, long_vec) > cosine(short_vec, other_vec)
