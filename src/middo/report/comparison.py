@@ -3,10 +3,12 @@ flags, refine and eval figures of each, with how many samples differ between the
 
 from __future__ import annotations
 
+import io
 import json
 from html import escape
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from middo.errors import InputError
@@ -69,10 +71,10 @@ def _round_table(sides: tuple[Side, Side], r: int, labels: tuple[str, str]) -> s
 
 def _figures(side: Side, r: int) -> dict[str, float | int]:
     figures: dict[str, float | int] = {}
-    if side.exists(f"data/r{r}/dataset.parquet"):
-        figures["samples in D(r)"] = side.dataset(str(r)).height
-    if r >= 1 and side.exists(f"data/r{r}/flags.parquet"):
-        flags = side.table(f"data/r{r}/flags.parquet")
+    if (dataset := side.read_optional(f"data/r{r}/dataset.parquet")) is not None:
+        figures["samples in D(r)"] = pl.read_parquet(io.BytesIO(dataset), columns=["id"]).height
+    if r >= 1 and (flag_bytes := side.read_optional(f"data/r{r}/flags.parquet")) is not None:
+        flags = pl.read_parquet(io.BytesIO(flag_bytes))
         figures |= {f"flagged {name}": int(flags[name].sum()) for name in FLAGS}
     refine = _metrics(side, f"data/r{r}/refine.json")
     for key in ("total.accepted", "teacher_usage.requests"):
@@ -84,9 +86,8 @@ def _figures(side: Side, r: int) -> dict[str, float | int]:
 
 
 def _metrics(side: Side, path: str) -> dict:
-    if not side.exists(path):
-        return {}
-    return flatten(json.loads(side.read_bytes(path, "")))
+    data = side.read_optional(path)
+    return {} if data is None else flatten(json.loads(data))
 
 
 def _order(name: str) -> tuple[int, str]:

@@ -38,13 +38,12 @@ class Side:
             return local.read_bytes()
         return _read_at_revision(self.project, path, self.rev)
 
-    def exists(self, path: str) -> bool:
-        """True when `path` can be read on this side (for optional tables)."""
+    def read_optional(self, path: str) -> bytes | None:
+        """The bytes of `path` on this side, or None when it cannot be had (a report shows it as missing)."""
         try:
-            self.read_bytes(path, "")
+            return self.read_bytes(path, "")
         except InputError:
-            return False
-        return True
+            return None
 
     def dataset(self, spec: str) -> pl.DataFrame:
         """A round number (`2`: `data/r2/dataset.parquet`) or a dataset file path, validated against the schema."""
