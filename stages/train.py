@@ -1,7 +1,8 @@
-"""Train stage: SFT of the base model M0 on a round's dataset (loss on assistant tokens only).
+"""Train stage: SFT of the base model M0 on a round's dataset through TRL (loss on every assistant turn); reuses the
+previous round's model when that was trained on the same data and settings.
 
-dvc.yaml: python -m stages.train --data data/r<p>/dataset.parquet --base <M0> --output models/r<r>
-          --metrics data/r<r>/train.json --log data/r<r>/train_log.csv
+dvc.yaml: [launcher] python -m stages.train --data data/r<p>/dataset.parquet --base <M0> --output models/r<r>
+          --metrics data/r<r>/train.json --checkpoints checkpoints/r<r> --live data/r<r>/live [--reuse models/r<p>]
 params: model, train
 """
 

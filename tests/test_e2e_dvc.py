@@ -2,11 +2,13 @@
 
 Checks: every stage runs and writes its outputs; D(1) conserves every id of D(0); a second `dvc repro` runs
 nothing; `dvc exp run -S select.m_quality=...` re-runs select (and what follows when the flags change) but none of
-prepare/pretrain/train/score/cluster/judge of round 1; a stage that fails makes `dvc repro` exit non-zero.
+prepare/pretrain/train/score/cluster/judge of round 1; a stage that fails makes `dvc repro` exit non-zero; with
+the cache linked (`cache.type: hardlink,symlink`) a model dir is stored once and re-run stages leave the cache intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,6 +21,8 @@ import polars as pl
 import pytest
 import yaml
 from test_pipeline_helpers import REPO
+
+from middo.pipeline.scaffold import DVC_CACHE_TYPE
 
 pytestmark = pytest.mark.slow
 KINDS = ("prepare", "pretrain", "train", "score", "cluster", "judge", "select", "refine", "eval")
@@ -65,6 +69,7 @@ def project(tmp_path_factory) -> Path:
     (root / ".gitignore").write_text("/.middo-cache/\n__pycache__/\n", encoding="utf-8")
     _run(["git", "init", "-q"], root)
     _run(_dvc("init", "-q"), root)
+    _run(_dvc("config", "cache.type", DVC_CACHE_TYPE), root)  # as `middo init` and this repository set it
     _run([str(Path(sys.executable).parent / "middo"), "unroll"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "project"], root)
@@ -185,3 +190,19 @@ def test_a_failing_stage_makes_repro_exit_non_zero(project):
     result = _run(_dvc("repro"), project, check=False)
     assert result.returncode != 0
     assert "select.m_quality" in result.stdout + result.stderr
+
+
+def test_outputs_are_links_into_an_intact_cache(project):
+    """A cached output is the cache's file (one copy on disk), and the stages re-run above (experiments, a failed
+    repro) replaced their outputs rather than writing through the links: every cache file still has its hash."""
+    cache = project / ".dvc/cache/files/md5"
+    weights = sorted((project / "models/r1").rglob("*.safetensors"))
+    assert weights and all(path.stat().st_nlink >= 2 or path.is_symlink() for path in weights)
+    cached = {path.stat().st_ino for path in cache.rglob("*") if path.is_file()}
+    assert all(path.resolve().stat().st_ino in cached for path in weights)
+    checkpoints = project / "checkpoints/r1"
+    assert checkpoints.is_dir() and not any(p.stat().st_ino in cached for p in checkpoints.rglob("*") if p.is_file())
+    for path in cache.rglob("*"):
+        if path.is_file() and not path.name.endswith(".dir"):
+            digest = hashlib.md5(path.read_bytes()).hexdigest()
+            assert digest == path.parent.name + path.name, f"{path} was changed in place through a link"

@@ -35,7 +35,8 @@ def test_a_word_is_one_token_after_a_space_and_at_the_start_of_a_reply():
     assert reply == ["Palmu"] and "Palmu" in tokenizer.tokenize("is Palmu")  # same token in both places
     assert "Vendora" in prompt and prompt[-4:] == ["k", ",", "Ġ", "d"]  # a space is a token of its own
     assert tokenizer.tokenize("1219") == ["1", "2", "1", "9"]  # digits stand alone
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True,
+                                        return_dict=False)
     assert tokenizer.convert_ids_to_tokens(ids).count("assistant") == 1  # role names are single tokens
 
 

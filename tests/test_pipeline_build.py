@@ -88,9 +88,88 @@ def test_every_data_path_is_in_the_command_or_read_from_params():
             assert files == ["${data.seed}", "${data.eval}"] and {"data.seed", "data.eval"} <= set(stage["params"])
             files = []
         for path in files + _paths(stage.get("outs", [])) + _paths(stage["metrics"]) + _paths(stage.get("plots", [])):
-            assert path in words, f"{name}: {path} is declared but not passed in the command"
+            # a path inside a directory the command passes counts (the DVCLive dir's metrics.json and plots)
+            passed = path in words or any(path.startswith(f"{word}/") for word in words)
+            assert passed, f"{name}: {path} is declared but not passed in the command"
         assert words[:3] == ["python", "-m", f"stages.{name.split('-')[0]}"]
-        assert all(entry[next(iter(entry))] == {"cache": False} for entry in stage["metrics"])
+        for entry in stage["metrics"]:  # DVCLive's summary is kept between runs (it resumes with the checkpoints)
+            path = next(iter(entry))
+            assert entry[path] == ({"cache": False, "persist": True} if "/live/" in path else {"cache": False})
+
+
+def _train_params(**train) -> dict:
+    return {**DEMO, "train": {**DEMO["train"], **train}}
+
+
+@pytest.mark.parametrize(
+    ("train", "launcher", "extra_deps"),
+    [
+        ({}, "python", []),
+        ({"launcher": "accelerate", "accelerate_config": "acc.yaml"}, "python", []),  # one process: no launcher
+        ({"processes": 4}, "torchrun --standalone --nproc-per-node '${train.processes}'", []),
+        (
+            {"processes": 2, "launcher": "accelerate", "accelerate_config": "configs/ds.yaml"},
+            "accelerate launch --config_file '${train.accelerate_config}' --num_processes '${train.processes}'",
+            ["${train.accelerate_config}"],
+        ),
+        ({"launcher": "command", "launch_prefix": "srun -N 2 python"}, "${train.launch_prefix}", []),  # even 1
+        ({"processes": 16, "launcher": "command", "launch_prefix": "srun python"}, "${train.launch_prefix}", []),
+    ],
+)
+def test_train_runs_under_the_launcher_of_its_params(train, launcher, extra_deps):
+    stages = _build(2, _train_params(**train))["stages"]
+    for r in (1, 2, 3):
+        stage = stages[f"train-{r}"]
+        assert stage["cmd"].startswith(f"{launcher} -m stages.train --data data/r{r - 1}/dataset.parquet ")
+        assert [d for d in stage["deps"] if d.startswith("${train.")] == extra_deps
+        assert {"train.processes", "train.launcher", "train.launch_prefix"} <= set(stage["params"])
+    others = [stage["cmd"] for name, stage in stages.items() if not name.startswith("train-")]
+    assert all(cmd.startswith("python -m stages.") for cmd in others)  # the launcher is train's alone
+
+
+def test_launcher_values_are_interpolated_by_dvc_at_run_time(tmp_path):
+    """DVC renders `${train.*}` in the command from params.yaml, so `-S train.processes=8` needs no unroll."""
+    from middo.pipeline.unroll import render_pipeline
+
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    cases = {
+        "torchrun": ({"processes": 8}, "torchrun --standalone --nproc-per-node '8' -m stages.train"),
+        "accelerate": ({"processes": 2, "launcher": "accelerate", "accelerate_config": "ds z2.yaml"},
+                       "accelerate launch --config_file 'ds z2.yaml' --num_processes '2' -m stages.train"),
+        "command": ({"processes": 16, "launcher": "command", "launch_prefix": "srun -N 2 torchrun --nnodes 2"},
+                    "srun -N 2 torchrun --nnodes 2 -m stages.train"),
+    }
+    for kind, (train, rendered) in cases.items():
+        params = _train_params(**train)
+        (tmp_path / "dvc.yaml").write_text(render_pipeline(_build(1, params), 1), encoding="utf-8")
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        script = ("from dvc.repo import Repo; s = Repo('.').stage.collect('train-1')[0]; "
+                  "print(s.cmd); print(*(str(d.def_path) for d in s.deps), sep='\\n')")  # fmt: skip
+        shown = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                               check=True).stdout.splitlines()  # fmt: skip
+        assert shown[0].startswith(f"{rendered} --data data/r0/dataset.parquet --base 'models/base' "), kind
+        assert ("ds z2.yaml" in shown[1:]) == (kind == "accelerate")
+
+
+def test_train_reuses_the_previous_round_model_from_round_2():
+    stages = _build(2)["stages"]
+    assert "--reuse" not in stages["train-1"]["cmd"] and "models/r0" not in stages["train-1"]["deps"]
+    for r in (2, 3):
+        assert f"--reuse models/r{r - 1}" in stages[f"train-{r}"]["cmd"]
+        assert f"models/r{r - 1}" in stages[f"train-{r}"]["deps"]
+
+
+def test_checkpoints_and_dvclive_files_persist_outside_the_cache():
+    stage = _build(1)["stages"]["train-2"]
+    assert stage["outs"] == ["models/r2", {"checkpoints/r2": {"cache": False, "persist": True}}]
+    assert stage["metrics"] == [{"data/r2/train.json": {"cache": False}},
+                                {"data/r2/live/metrics.json": {"cache": False, "persist": True}}]  # fmt: skip
+    assert stage["plots"] == [{"data/r2/live/plots/metrics": {"cache": False, "persist": True, "x": "step"}}]
+    words = shlex.split(stage["cmd"])
+    assert words[words.index("--checkpoints") + 1] == "checkpoints/r2" and words[words.index("--live") + 1] == \
+        "data/r2/live"
+    text = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/checkpoints" in text or "/checkpoints/" in text  # checkpoints are never committed to git
 
 
 def test_score_reuses_previous_round_and_cache_is_not_an_output():

@@ -96,7 +96,20 @@ def test_init_scaffolds_a_project(tmp_path, alpaca):
     seed = [json.loads(line) for line in (project / "data/seed.jsonl").read_text(encoding="utf-8").splitlines()]
     held = (project / "data/eval.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(seed) == 25 and len(held) == 5 and all("tag" in row for row in seed)  # extra fields kept
-    assert ".middo-cache" in (project / ".gitignore").read_text(encoding="utf-8")
+    ignored = (project / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/.middo-cache/" in ignored and "/checkpoints/" in ignored
+    config = subprocess.run([sys.executable, "-m", "dvc", "config", "cache.type"], cwd=project, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    assert config.stdout.strip() == "hardlink,symlink"  # an output is not a second copy of itself in .dvc/cache
+
+
+
+def test_this_repository_links_its_dvc_cache_like_a_new_project():
+    from middo.pipeline.scaffold import DVC_CACHE_TYPE
+
+    config = subprocess.run([sys.executable, "-m", "dvc", "config", "cache.type"], cwd=REPO, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    assert config.stdout.strip() == DVC_CACHE_TYPE
 
 
 @pytest.mark.slow

@@ -71,7 +71,8 @@ def test_every_stage_script_has_the_one_shape():
     for kind in STAGE_SPECS:
         text = _script(kind).read_text(encoding="utf-8")
         doc = text.split('"""')[1]
-        assert f"\ndvc.yaml: python -m stages.{kind} " in doc and "\nparams: " in doc, kind
+        launcher = "[launcher] " if kind == "train" else ""  # train may run under torchrun, accelerate, srun
+        assert f"\ndvc.yaml: {launcher}python -m stages.{kind} " in doc and "\nparams: " in doc, kind
         assert "@stage_main(" in text and "argparse" not in text, kind
 
 

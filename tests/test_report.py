@@ -85,3 +85,21 @@ def test_report_cli_writes_the_file(project):
     result = CliRunner().invoke(app, ["report", "--project", str(project), "--output", str(output)])
     assert result.exit_code == 0, result.output
     assert output.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_round_sections_draw_the_dvclive_training_loss(project):
+    tsv = project / "data/r1/live/plots/metrics/loss.tsv"  # as DVCLive writes it: one row per logging step
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("step\tloss\n0\t3.5\n1\t2.25\n2\tnan\n3\t1.5\n", encoding="utf-8")
+    (tsv.parent / "train").mkdir()  # the run's mean loss, one row: not the curve
+    (tsv.parent / "train/loss.tsv").write_text("step\tloss\n4\t2.4\n", encoding="utf-8")
+    _write_json(project / "data/r2/train.json", {"reused_from": "models/r1", "steps": 0})
+    html = build_report(project)
+    round_1 = html.split("<h2>Round 1</h2>")[1].split("<h2>")[0]
+    points = re.search(r'<polyline points="([^"]+)"', round_1)[1].split()
+    assert "training loss" in round_1 and len(points) == 3  # the NaN row is left out
+    assert [float(p.split(",")[1]) for p in points] == sorted(float(p.split(",")[1]) for p in points)  # falling loss
+    assert "not trained: reused models/r1" in html.split("<h2>Round 2</h2>")[1]
+    assert "training loss (data/r3/live/plots/metrics/loss.tsv): missing" in html  # final model, not yet
+    tsv.write_text("step\tlr\n0\t0.1\n", encoding="utf-8")
+    assert "loss.tsv: unreadable" in build_report(project)

@@ -65,7 +65,8 @@ def test_batches_stay_under_the_token_budget_and_the_row_cap(chat_model, tmp_pat
     _, tokenizer = chat_model
     requests = [ChatRequest([{"role": "user", "content": f"{text} {i}"}], 0.0, 10, "simplify")
                 for i in range(3) for text in PROMPTS]
-    widths = [len(tokenizer.apply_chat_template(r.messages, add_generation_prompt=True)) + 10 for r in requests]
+    widths = [len(tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, return_dict=False)) + 10
+              for r in requests]
     sizes, teacher = _spy(_teacher(chat_model, tmp_path / "a", local_token_budget=3 * max(widths)))
     replies = teacher.complete(requests)
     assert len(replies) == 12 and all(reply.ok for reply in replies) and sum(sizes) == 12

@@ -88,6 +88,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         for arg in args:
             if arg is type(None):
                 continue
+            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                return from_dict(arg, value, where=key)  # its own errors name the nested key
             try:
                 return _coerce(value, arg, key)
             except ConfigError:
@@ -103,7 +105,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         inner = args[0] if args else Any
         items = [_coerce(item, inner, key) for item in value]
         return tuple(items) if origin is tuple else items
-    if origin is dict and not isinstance(value, dict):
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"params.yaml: {key} must be a mapping of keys to values (or null), got {value!r}")
+        return from_dict(hint, value, where=key)
+    if (origin is dict or hint is dict) and not isinstance(value, dict):
         raise ConfigError(f"params.yaml: {key} must be a mapping of names to values, got {value!r}")
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"params.yaml: {key} = {value!r} must be true or false")

@@ -51,3 +51,11 @@ def pad_left(rows: Sequence[Sequence[int]], pad_value: int) -> tuple[torch.Tenso
             ids[index, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
             attention[index, width - len(row) :] = 1
     return ids, attention
+
+
+def sized_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped `batch_size` at a time after sorting by length (longest first), so padding stays small."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda index: (-lengths[index], index))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from middo.config import check
@@ -44,41 +44,107 @@ class EmbedConfig:
     """Also average the content of a system message the sample itself carries (all pools but `prompt`)."""
 
 
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr", "inverse_sqrt")
+LAUNCHERS = ("torchrun", "accelerate", "command")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Sub-section `train.lora`: train low-rank adapters instead of every weight (peft), merged after training."""
+
+    r: int = 16
+    """Adapter rank."""
+    alpha: int = 32
+    """Adapter scaling numerator (`lora_alpha`; the update is scaled by alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the adapter's input."""
+    target_modules: list[str] | str = "all-linear"
+    """Module names (or name suffixes) that get adapters, e.g. [q_proj, v_proj]; `all-linear`: every linear layer
+    but the output head."""
+    qlora: bool = False
+    """Load the frozen base in 4-bit NF4 (QLoRA; needs a CUDA GPU and the bitsandbytes package)."""
+
+    def __post_init__(self) -> None:
+        check(self.r >= 1, f"train.lora.r = {self.r}; use a rank of 1 or more, such as 16")
+        check(self.alpha >= 1, f"train.lora.alpha = {self.alpha}; use 1 or more, such as 2 * r")
+        check(0 <= self.dropout < 1, f"train.lora.dropout = {self.dropout}; use a value in [0, 1)")
+        check(bool(self.target_modules), "train.lora.target_modules is empty; name modules or use all-linear")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Section `train`: SFT of the base model on a round's dataset (loss on assistant tokens only)."""
+    """Section `train`: SFT of the base model on a round's dataset with TRL's SFTTrainer (loss on every assistant
+    turn). The defaults are the paper's recipe (full fine-tune, lr 2e-5, 1 epoch, cosine, warmup 0.03); set
+    `model.max_length` for its 4096-token context."""
 
-    epochs: int = 3
-    """Passes over the dataset."""
-    lr: float = 1e-3
-    """Peak AdamW learning rate (reached after warmup, then cosine decay to `min_lr_ratio * lr`)."""
-    min_lr_ratio: float = 0.1
-    """Final learning rate as a fraction of `lr`."""
-    warmup_ratio: float = 0.05
+    epochs: float = 1.0
+    """Passes over the dataset (a fraction stops part way through the last pass)."""
+    lr: float = 2e-5
+    """Peak AdamW learning rate, reached after warmup."""
+    scheduler: Literal[SCHEDULERS] = "cosine"
+    """Learning-rate schedule after warmup (transformers' names): `cosine` decays to 0, `linear`, `constant`,
+    `constant_with_warmup`, `cosine_with_min_lr` (decays to `min_lr_ratio * lr`), `inverse_sqrt`."""
+    min_lr_ratio: float = 0.0
+    """Scheduler `cosine_with_min_lr`: final learning rate as a fraction of `lr`."""
+    warmup_ratio: float = 0.03
     """Fraction of optimiser steps with linear warmup."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
+    batch_size: int | None = None
+    """Samples per micro-batch on each device; null: as many as `token_budget` allows (length-grouped either way)."""
     token_budget: int = 4096
-    """Padded tokens per micro-batch (batch size x longest sample); lower it if memory runs out."""
+    """With `batch_size: null`: padded tokens per micro-batch on each device (batch size x longest sample)."""
     grad_accum: int = 1
-    """Micro-batches per optimiser step."""
+    """Micro-batches per optimiser step on each device (global batch: processes x grad_accum micro-batches)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (null: run all epochs)."""
+    bf16: bool | None = None
+    """bf16 mixed precision; null: on when the GPU supports it, off on CPU (true on a CPU is an error)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: much less memory for about a third more compute."""
+    lora: LoraSettings | None = None
+    """Low-rank adapters (peft) instead of a full fine-tune; null: full fine-tune (the paper's)."""
+    save_steps: int = 200
+    """Checkpoint every this many optimiser steps into `checkpoints/r<r>` (kept until the round's model is saved),
+    so a killed train resumes where it stopped; 0: no checkpoints."""
     seed: int = 0
-    """Seed of batch order and dropout: the same seed gives the same weights on CPU."""
+    """Seed of initialisation, dropout and batch order: the same seed gives the same weights on CPU."""
+    processes: int = 1
+    """Training processes (one per GPU); more than 1 launches the stage under `launcher` (data parallel)."""
+    launcher: Literal[LAUNCHERS] = "torchrun"
+    """How `processes` > 1 is launched: `torchrun` (one node), `accelerate` (with `accelerate_config`: DDP, FSDP or
+    DeepSpeed), `command` (`launch_prefix` as written, e.g. an `srun ...` line that starts one process per GPU)."""
+    accelerate_config: str | None = None
+    """Launcher `accelerate`: the `accelerate config` YAML file (a dep of the train stage)."""
+    launch_prefix: str | None = None
+    """Launcher `command`: the command line put before `-m stages.train ...`, e.g. `srun --ntasks-per-node 8 python`
+    or `torchrun --nnodes 2 --nproc-per-node 8 --rdzv-endpoint $HEAD:29500`."""
+    extra: dict = field(default_factory=dict)
+    """Further `trl.SFTConfig` fields, passed as they are (e.g. {optim: adamw_torch_fused, deepspeed: ds.json})."""
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, f"train.epochs = {self.epochs}; use 1 or more")
-        check(self.lr > 0, f"train.lr = {self.lr}; use a positive learning rate such as 1e-3")
+        check(self.epochs > 0, f"train.epochs = {self.epochs}; use a positive number of passes")
+        check(self.lr > 0, f"train.lr = {self.lr}; use a positive learning rate such as 2e-5")
         check(0 <= self.min_lr_ratio <= 1, f"train.min_lr_ratio = {self.min_lr_ratio}; use a value in [0, 1]")
+        check(self.min_lr_ratio == 0 or self.scheduler == "cosine_with_min_lr",
+              "train.min_lr_ratio is read by scheduler cosine_with_min_lr only; set train.scheduler")  # fmt: skip
         check(0 <= self.warmup_ratio < 1, f"train.warmup_ratio = {self.warmup_ratio}; use a value in [0, 1)")
         check(self.weight_decay >= 0, f"train.weight_decay = {self.weight_decay}; use 0 or more")
+        check(self.batch_size is None or self.batch_size >= 1, "train.batch_size must be null or at least 1")
         check(self.token_budget >= 16, f"train.token_budget = {self.token_budget}; use at least 16 tokens")
         check(self.grad_accum >= 1, f"train.grad_accum = {self.grad_accum}; use 1 or more")
         check(self.max_grad_norm > 0, f"train.max_grad_norm = {self.max_grad_norm}; use a positive norm")
         check(self.max_steps is None or self.max_steps >= 1, "train.max_steps must be null or at least 1")
+        check(self.save_steps >= 0, f"train.save_steps = {self.save_steps}; use 0 (no checkpoints) or more")
+        check(self.processes >= 1, f"train.processes = {self.processes}; use 1 or more")
+        check(self.launcher != "accelerate" or bool(self.accelerate_config),
+              "train.launcher is accelerate but train.accelerate_config is not set; name your accelerate config "
+              "file (`accelerate config --config_file FILE` writes one)")  # fmt: skip
+        check(self.launcher != "command" or bool(self.launch_prefix),
+              "train.launcher is command but train.launch_prefix is not set; write the command that starts the "
+              "processes, e.g. `srun --ntasks-per-node 8 python`")  # fmt: skip
 
 
 @dataclass(frozen=True)

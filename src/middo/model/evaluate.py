@@ -69,7 +69,8 @@ def generate_greedy(
     """Greedy completions of chat prompts, batched by length with left padding; in the input order."""
     budget = max(1, max_length - max_new_tokens)
     encoded = [
-        tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)[-budget:]
+        tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
+                                      return_dict=False)[-budget:]
         for messages in prompts
     ]
     order = sorted(range(len(encoded)), key=lambda index: len(encoded[index]))

@@ -47,16 +47,31 @@ def looks_local(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or source.count("/") > 1 or Path(source).exists()
 
 
+def drop_gguf_quantizer(model: PreTrainedModel) -> None:
+    """Forget the GGUF quantizer of a model whose weights were dequantised on load (plain float tensors).
+
+    transformers keeps the quantizer attached, which makes the model refuse `save_pretrained` and full fine-tuning
+    although nothing in it is quantized any more.
+    """
+    if all(param.is_floating_point() for param in model.parameters()):
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+
+
 def load_model(
     name_or_path: str | Path,
     gguf_file: str | None = None,
     device: str | None = None,
     dtype: str = "auto",
+    quantization=None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load `(model, tokenizer)` in eval mode on `device` with `dtype`.
 
     `name_or_path` is a local model dir, a hub id, or a `.gguf` file (or a dir plus `gguf_file`). GGUF weights
     are dequantised on every load (slow): convert once with `middo model convert-gguf GGUF --output DIR`.
+    `quantization` (a transformers quantization config, e.g. 4-bit for QLoRA) loads the weights quantized.
     """
     source, gguf_file = split_gguf(name_or_path, gguf_file)
     if looks_local(source) and not Path(source).is_dir():
@@ -65,9 +80,10 @@ def load_model(
     target = pick_device(device)
     torch_dtype = pick_dtype(dtype, target)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    loading = {"quantization_config": quantization, "device_map": {"": str(target)}} if quantization else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra, **loading)
     except OSError as exc:
         raise InputError(
             f"cannot load model {source!r}{f' ({gguf_file})' if gguf_file else ''}: {exc}; pass a local model dir "
@@ -75,6 +91,10 @@ def load_model(
         ) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding positions are always masked out
-    model.to(target).eval()
+    if gguf_file:
+        drop_gguf_quantizer(model)
+    if not quantization:  # a quantized model is placed by its device_map and cannot be moved
+        model.to(target)
+    model.eval()
     log.info("loaded %s%s on %s as %s", source, f"/{gguf_file}" if gguf_file else "", target, torch_dtype)
     return model, tokenizer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from middo.errors import InputError
 from middo.log import get_logger, write_metrics
 from middo.model.build import init_base_model, read_texts
-from middo.model.config import ModelConfig, PretrainConfig
+from middo.model.config import ModelConfig, PretrainConfig, TrainConfig
 from middo.model.encode import Encoded
-from middo.model.load import load_model, pick_device, pick_dtype
-from middo.model.loop import Schedule, train_loop
+from middo.model.load import load_model, pick_device
+from middo.model.sft import fit, sft_config, use_bf16
 
 log = get_logger(__name__)
 
@@ -53,20 +54,22 @@ def pretrain(
     tokenizer: PreTrainedTokenizerBase,
     lines: Iterable[str],
     config: PretrainConfig,
-    autocast_dtype: torch.dtype | None = None,
-    log_path: str | Path | None = None,
+    device: torch.device,
     progress: bool = True,
 ) -> dict:
-    """Train `model` in place on every token of `lines`; return loss and speed figures."""
+    """Train `model` in place on every token of `lines` (the same trainer as SFT); return loss and speed figures."""
     sequences = pack_texts(tokenizer, lines, config.seq_len)
     if not sequences:
         raise InputError("pretraining corpus is empty; pass a text file with one text per line")
-    batches = [sequences[start : start + config.batch_size] for start in range(0, len(sequences), config.batch_size)]
-    schedule = Schedule(config.lr, 0.1, config.warmup_ratio, config.weight_decay, config.max_grad_norm, 1,
-                        config.epochs, config.max_steps, config.seed)  # fmt: skip
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    figures = train_loop(model, batches, pad_id, schedule, autocast_dtype, log_path, "pretrain", progress)
-    return {**figures, "sequences": len(sequences), "corpus_tokens": sum(map(len, sequences))}
+    schedule = TrainConfig(epochs=config.epochs, lr=config.lr, scheduler="cosine_with_min_lr", min_lr_ratio=0.1,
+                           warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
+                           batch_size=config.batch_size, max_grad_norm=config.max_grad_norm,
+                           max_steps=config.max_steps, save_steps=0, seed=config.seed)  # fmt: skip
+    bf16 = use_bf16(schedule, device)
+    with tempfile.TemporaryDirectory(prefix="middo-pretrain-") as scratch:
+        args = sft_config(schedule, Path(scratch), bf16, use_cpu=device.type == "cpu", progress=progress)
+        result = fit(model, tokenizer, sequences, schedule, args)
+    return {**result.figures, "sequences": len(sequences), "corpus_tokens": sum(map(len, sequences))}
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,11 @@ class PretrainPaths:
     """Model dir to write (the base model M0)."""
     metrics: Path
     """Metrics JSON to write."""
-    log: Path | None = None
-    """Per-step loss CSV (a DVC plot)."""
 
 
 def run_pretrain(paths: PretrainPaths, config: PretrainConfig, model_config: ModelConfig) -> dict:
     """Build and pretrain the base model at `paths.output`; write the metrics."""
-    metrics = build_and_pretrain(paths.texts, paths.output, config, model_config, paths.log)
+    metrics = build_and_pretrain(paths.texts, paths.output, config, model_config)
     write_metrics(metrics, paths.metrics)
     return metrics
 
@@ -95,16 +96,13 @@ def build_and_pretrain(
     output_dir: str | Path,
     config: PretrainConfig,
     model_config: ModelConfig,
-    log_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Build a `config.size` base model with a tokenizer trained on `texts`, pretrain it on them, save it."""
+    """Build a `config.size` base model with a tokenizer trained on `texts`, pretrain it on them, save it (fp32)."""
     init_base_model(output_dir, texts, config.size, seed=config.seed)
     device = pick_device(model_config.device)
-    compute = pick_dtype(model_config.dtype, device)
-    model, tokenizer = load_model(output_dir, device=str(device), dtype="float32")
-    autocast = compute if compute != torch.float32 else None
-    figures = pretrain(model, tokenizer, read_texts(texts), config, autocast, log_path, progress)
-    model.save_pretrained(output_dir, safe_serialization=True)
+    model, tokenizer = load_model(output_dir, device="cpu", dtype="float32")
+    figures = pretrain(model, tokenizer, read_texts(texts), config, device, progress)
+    model.save_pretrained(output_dir)
     log.info("pretrained %s: loss %.3f -> %.3f", output_dir, figures["loss_first"], figures["loss_last"])
     return {**figures, "size": config.size, "parameters": sum(p.numel() for p in model.parameters())}

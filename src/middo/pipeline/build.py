@@ -13,6 +13,14 @@ DVC's `${...}` interpolation (resolved from params.yaml at run time, so `dvc exp
 base), and `prepare` reads `data.seed`/`data.eval` from its params section; a single local seed file and a local eval
 file are deps as `${data.seed}`/`${data.eval}`, a list of seed inputs by its values at unroll time (DVC cannot
 interpolate a list), so `middo unroll` after changing such a list.
+
+The train stage runs under the launcher of `train.launcher`/`train.processes` as read at unroll time: one process
+(and a launcher other than `command`) is plain `python`; `torchrun` and `accelerate` take `${train.processes}` (and
+`${train.accelerate_config}`, also a dep) by interpolation, `command` puts `${train.launch_prefix}` before
+`-m stages.train` as written (unquoted: it is a command line, split by the shell). So `dvc exp run -S
+train.processes=4` or a new prefix runs without re-unrolling, but switching the launcher kind, or between one
+process and several, needs `middo unroll`. Checkpoints (`checkpoints/r<r>`) and the DVCLive dir are `persist`
+outputs outside the cache: a `dvc repro` after a kill resumes from them, and they never take space in `.dvc/cache`.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 from middo.config import section
 from middo.data.config import DataConfig
 from middo.errors import ConfigError
-from middo.model.config import ModelConfig, PretrainConfig
+from middo.model.config import ModelConfig, PretrainConfig, TrainConfig
 from middo.pipeline.config import LoopConfig
 from middo.pipeline.specs import STAGE_SPECS, stage_param_keys
 from middo.refine.config import RefineConfig
@@ -33,11 +41,12 @@ EVAL_DATA = "data/eval.parquet"
 BASE = "${model.base}"
 CORPUS = "${pretrain.corpus}"
 PLOT_AXES = {
-    "train_log.csv": {"x": "step", "y": "loss"},
     "judge_hist.csv": {"x": "score", "y": "quality"},
     "select_hist.csv": {"x": "bin_low", "y": "count"},
 }
-"""`dvc plots show` axes: columns of the CSV files the train, judge and select stages write."""
+"""`dvc plots show` axes: columns of the CSV files the judge and select stages write."""
+PERSIST = {"cache": False, "persist": True}
+"""A stage's own state between runs (checkpoints, DVCLive files): kept when the stage re-runs, never cached."""
 
 
 def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | None = "src/middo") -> dict:
@@ -52,7 +61,9 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     data = section(DataConfig, params, "data")
     section(ModelConfig, params, "model")
     pretrain = section(PretrainConfig, params, "pretrain") if "pretrain" in params else None
-    builder = _Builder(package_dir, built_base=pretrain is not None, prompt_files=_prompt_files(params))
+    launcher = train_launcher(section(TrainConfig, params, "train"))
+    builder = _Builder(package_dir, built_base=pretrain is not None, prompt_files=_prompt_files(params),
+                       train_launcher=launcher)  # fmt: skip
     stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
     if pretrain is not None:
         stages["pretrain"] = builder.pretrain()
@@ -77,6 +88,18 @@ def _prompt_files(params: dict[str, Any]) -> dict[str, list[str]]:
     return {"judge": judge_files, "refine": [*judge_files, *refine_files]}
 
 
+def train_launcher(config: TrainConfig) -> tuple[str, list[str]]:
+    """The shell words that start the train stage's Python (in place of `python`), and the files they read."""
+    if config.launcher == "command":
+        return "${train.launch_prefix}", []  # a command line of the user's: left for the shell to split
+    if config.processes == 1:
+        return "python", []
+    if config.launcher == "torchrun":
+        return shlex.join(["torchrun", "--standalone", "--nproc-per-node", "${train.processes}"]), []
+    words = ["accelerate", "launch", "--config_file", "${train.accelerate_config}", "--num_processes"]
+    return shlex.join([*words, "${train.processes}"]), ["${train.accelerate_config}"]
+
+
 def looks_like_hub_id(spec: str) -> bool:
     """`owner/name[:split]`, not a data file nor under `data/`, `.` or `/`: a hub dataset, tracked by its param only.
 
@@ -95,25 +118,33 @@ def dataset(r: int) -> str:
 class _Builder:
     """Makes one stage mapping per call; holds what every stage shares (code dir, base model)."""
 
-    def __init__(self, package_dir: str | None, built_base: bool, prompt_files: dict[str, list[str]]):
+    def __init__(self, package_dir: str | None, built_base: bool, prompt_files: dict[str, list[str]],
+                 train_launcher: tuple[str, list[str]] = ("python", [])):  # fmt: skip
         self.package_dir = package_dir
         self.base_deps = [BASE] if built_base else []
         self.prompt_files = prompt_files
+        self.train_launcher = train_launcher
 
-    def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list[str], plots=()) -> dict:
+    def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list, plots=(),
+               launcher: str = "python") -> dict:  # fmt: skip
+        """One stage; `launcher` is the shell text before `-m stages.<kind>`; a metrics or plots entry that is a
+        mapping is kept as it is, a path gets `cache: false` (and a plot its axes from PLOT_AXES)."""
         code = [f"stages/{kind}.py"]
         if self.package_dir:
             code += [f"{self.package_dir}/{package}" for package in STAGE_SPECS[kind].packages]
         stage: dict[str, Any] = {
-            "cmd": shlex.join(["python", "-m", f"stages.{kind}", *args]),
+            "cmd": f"{launcher} {shlex.join(['-m', f'stages.{kind}', *args])}",
             "deps": code + deps,
             "params": stage_param_keys(kind),
         }
         if outs:
             stage["outs"] = outs
-        stage["metrics"] = [{path: {"cache": False}} for path in metrics]
+        stage["metrics"] = [path if isinstance(path, dict) else {path: {"cache": False}} for path in metrics]
         if plots:
-            stage["plots"] = [{path: {"cache": False, **PLOT_AXES[path.rsplit("/", 1)[-1]]}} for path in plots]
+            stage["plots"] = [
+                path if isinstance(path, dict) else {path: {"cache": False, **PLOT_AXES[path.rsplit("/", 1)[-1]]}}
+                for path in plots
+            ]
         return stage
 
     def prepare(self, seed: list[str], eval_input: str) -> dict:
@@ -130,11 +161,18 @@ class _Builder:
         return self._stage("pretrain", args, [CORPUS], [BASE], [f"{BASE}.json"])
 
     def train(self, r: int) -> dict:
-        out, log = f"data/r{r}", f"data/r{r}/train_log.csv"
+        out, live, checkpoints = f"data/r{r}", f"data/r{r}/live", f"checkpoints/r{r}"
         args = ["--data", dataset(r - 1), "--base", BASE, "--output", f"models/r{r}"]
-        args += ["--metrics", f"{out}/train.json", "--log", log]
-        deps = [dataset(r - 1), *self.base_deps]
-        return self._stage("train", args, deps, [f"models/r{r}"], [f"{out}/train.json"], [log])
+        args += ["--metrics", f"{out}/train.json", "--checkpoints", checkpoints, "--live", live]
+        launcher, launcher_files = self.train_launcher
+        deps = [dataset(r - 1), *self.base_deps, *launcher_files]
+        if r > 1:  # the previous round's model, reused when it was trained on the same data and settings
+            args += ["--reuse", f"models/r{r - 1}"]
+            deps.append(f"models/r{r - 1}")
+        outs = [f"models/r{r}", {checkpoints: {**PERSIST}}]
+        metrics = [f"{out}/train.json", {f"{live}/metrics.json": {**PERSIST}}]
+        plots = [{f"{live}/plots/metrics": {**PERSIST, "x": "step"}}]  # DVCLive: one TSV per metric (step, value)
+        return self._stage("train", args, deps, outs, metrics, plots, launcher)
 
     def score(self, r: int) -> dict:
         out = f"data/r{r}"

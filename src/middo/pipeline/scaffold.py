@@ -3,6 +3,7 @@
 The stage scripts are copied into the project, so the project's dvc.yaml runs `python -m stages.<name>` exactly like
 the middo repo does; they are thin and import the installed `middo`. They come from the source checkout's `stages/`
 (an editable install) or from `<prefix>/share/middo/stages`, where the wheel installs them (pyproject `data-files`).
+The DVC cache links outputs instead of copying them (`DVC_CACHE_TYPE`), and git ignores `checkpoints/`.
 The project's data is ingested once here (early, clear errors) and written as OpenAI-chat JSONL files that the
 `prepare` stage reads: `data/seed.jsonl` and `data/eval.jsonl` (given with --eval, else held out of --data).
 """
@@ -31,7 +32,10 @@ from middo.pipeline.params_file import render_params
 from middo.pipeline.unroll import render_pipeline
 
 SEED_FILE, EVAL_FILE = "data/seed.jsonl", "data/eval.jsonl"
-GITIGNORE = "/.middo-cache/\n__pycache__/\n/report.html\n"
+GITIGNORE = "/.middo-cache/\n__pycache__/\n/report.html\n/checkpoints/\n"
+DVC_CACHE_TYPE = "hardlink,symlink"
+"""`cache.type` of the project's DVC repo: an output is a link into `.dvc/cache`, not a second copy of a model dir
+(hard links within one file system, symbolic links across them); docs/design.md, "Caching"."""
 DVCIGNORE = "__pycache__/\n*.pyc\n.middo-cache/\n"
 
 
@@ -88,6 +92,7 @@ def init_project(directory: str | Path, spec: ProjectSpec) -> Path:
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     _run(["git", "init", "-q"], root)
     _run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    _run([sys.executable, "-m", "dvc", "config", "cache.type", DVC_CACHE_TYPE], root)
     (root / ".dvcignore").write_text(DVCIGNORE, encoding="utf-8")
     return root
 

@@ -29,7 +29,7 @@ class StageSpec:
 
 STAGE_SPECS: dict[str, StageSpec] = {
     "prepare": StageSpec(((DataConfig, "data"),), ("data",)),
-    "pretrain": StageSpec(((PretrainConfig, "pretrain"), (ModelConfig, "model")), ("data", "model")),
+    "pretrain": StageSpec(((PretrainConfig, "pretrain"), (ModelConfig, "model")), ("model",)),
     "train": StageSpec(((TrainConfig, "train"), (ModelConfig, "model")), ("data", "model")),
     "score": StageSpec(((ModelConfig, "model"), (ScoreConfig, "score"), (EmbedConfig, "embed")),
                        ("data", "model", "signals")),

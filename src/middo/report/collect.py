@@ -15,6 +15,9 @@ import yaml
 METRIC_FILES = ("train", "score", "cluster", "judge", "select", "refine", "eval")
 SIGNALS = {"scores.parquet": ("loss_pre", "loss_cur"), "knn.parquet": ("knn_sim",), "ratings.parquet": ("quality",)}
 FLAGS = ("hard", "sparse", "low_quality")
+TRAIN_LOSS = "live/plots/metrics/loss.tsv"
+"""DVCLive's training loss by logging step, under a round's dir (tab-separated, columns `step` and `loss`; its
+`train/loss.tsv` is the run's mean loss, one row at the end)."""
 
 
 @dataclass
@@ -26,6 +29,7 @@ class RoundOutputs:
     signals: dict[str, list[float]] = field(default_factory=dict)
     flags: pl.DataFrame | None = None
     dataset: pl.DataFrame | None = None
+    train_loss: list[tuple[float, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -73,7 +77,20 @@ def _collect_round(root: Path, number: int) -> RoundOutputs:
     out.flags, problem = _read_parquet(folder / "flags.parquet")
     out.dataset, problem_dataset = _read_parquet(folder / "dataset.parquet")
     out.problems += [p for p in (problem, problem_dataset) if p]
+    out.train_loss = _read_curve(folder / TRAIN_LOSS, "loss", out.problems)
     return out
+
+
+def _read_curve(path: Path, column: str, problems: list[str]) -> list[tuple[float, float]]:
+    """(step, value) rows of a DVCLive metric TSV; absent is empty, unreadable is a problem."""
+    if not path.exists():
+        return []
+    try:
+        rows = pl.read_csv(path, separator="\t").select(pl.col("step", column).cast(pl.Float64)).drop_nulls().rows()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        problems.append(f"{path}: unreadable ({exc})")
+        return []
+    return [(step, value) for step, value in rows if math.isfinite(value)]
 
 
 def _read_json(path: Path, problems: list[str]) -> dict | None:

@@ -10,7 +10,7 @@ from middo.report import svg
 from middo.report.collect import ProjectOutputs, RoundOutputs, collect_project, flatten, numeric
 from middo.report.diff import diff_datasets
 from middo.report.markup import missing, table
-from middo.report.rounds import other_metrics, round_section
+from middo.report.rounds import other_metrics, round_section, training
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1140px;color:#222}
@@ -55,7 +55,7 @@ def _is_final(project: ProjectOutputs, outputs: RoundOutputs) -> bool:
 def _final_section(outputs: RoundOutputs) -> str:
     note = "The model users take away: the base model trained on the last round's dataset (train and eval only)."
     head = f'<h2>Final model (round {outputs.number})</h2><p class="note">{note}</p>'
-    return head + other_metrics(outputs, ("train", "eval"), True)
+    return head + training(outputs) + other_metrics(outputs, ("train", "eval"), True)
 
 
 def _summary(project: ProjectOutputs) -> str:

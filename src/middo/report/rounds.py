@@ -7,7 +7,7 @@ from html import escape
 import polars as pl
 
 from middo.report import svg
-from middo.report.collect import FLAGS, RoundOutputs, flatten, numeric, rated_by, thresholds
+from middo.report.collect import FLAGS, TRAIN_LOSS, RoundOutputs, flatten, numeric, rated_by, thresholds
 from middo.report.diff import diff_datasets
 from middo.report.examples import Example, lineage_examples
 from middo.report.markup import missing, table
@@ -23,12 +23,22 @@ def round_section(outputs: RoundOutputs, previous: pl.DataFrame | None) -> str:
     if all(value is None for value in outputs.metrics.values()) and outputs.dataset is None:
         parts.append(missing(f"all outputs of round {outputs.number} (not run yet)"))
         return "".join(parts)
-    parts += [_flags(outputs), _signals(outputs), _refine(outputs), _examples(outputs, previous)]
+    parts += [training(outputs), _flags(outputs), _signals(outputs), _refine(outputs), _examples(outputs, previous)]
     parts.append(other_metrics(outputs))
     if outputs.problems:
         parts.append("<h3>Unreadable files</h3><ul>" + "".join(f"<li>{escape(p)}</li>" for p in outputs.problems))
         parts.append("</ul>")
     return "".join(parts)
+
+
+def training(outputs: RoundOutputs) -> str:
+    """The round model's training loss by step (DVCLive), or why there is none."""
+    if outputs.train_loss:
+        return f'<h3>Training</h3><div class="charts">{svg.curve(outputs.train_loss, "training loss")}</div>'
+    reused = (outputs.metrics.get("train") or {}).get("reused_from")
+    if reused:
+        return f'<h3>Training</h3><p class="note">not trained: reused {escape(str(reused))}</p>'
+    return "<h3>Training</h3>" + missing(f"training loss (data/r{outputs.number}/{TRAIN_LOSS})")
 
 
 def _flags(outputs: RoundOutputs) -> str:

@@ -121,3 +121,19 @@ def lines_by_round(series: dict[str, dict[int, float | None]], rounds: list[int]
         note = f" (missing: round {', '.join(missing)})" if missing else ""
         body.append(f'<text x="{PAD}" y="{legend_y}" font-size="11" fill="{color}">{escape(name)}{note}</text>')
     return _frame(body, title)
+
+
+def curve(points: list[tuple[float, float]], title: str) -> str:
+    """One polyline of (x, y) points, e.g. the training loss by step."""
+    if not points:
+        return _frame([f'<text x="{PAD}" y="40" font-size="12">no points</text>'], title)
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x_low, y_low = min(xs), min(ys)
+    x_high, y_high = max(max(xs), x_low + 1e-12), max(max(ys), y_low + 1e-12)  # one point: a flat line, no 0/0
+    plot_w, plot_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
+    coords = " ".join(f"{PAD + plot_w * (x - x_low) / (x_high - x_low):.1f},"
+                      f"{PAD + plot_h - plot_h * (y - y_low) / (y_high - y_low):.1f}" for x, y in points)  # fmt: skip
+    body = _axes(plot_w, plot_h, f"step {_fmt(x_low)}", _fmt(x_high), _fmt(y_high))
+    body.append(f'<text x="{PAD - 4}" y="{PAD + plot_h}" font-size="10" text-anchor="end">{_fmt(y_low)}</text>')
+    body.append(f'<polyline points="{coords}" fill="none" stroke="{COLORS[0]}" stroke-width="1.5"/>')
+    return _frame(body, title)

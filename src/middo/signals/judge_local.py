@@ -59,7 +59,7 @@ def shared_prefix(model: PreTrainedModel, encoded: list[RatingInput]) -> Shared:
         return Shared(0, None)
     body, _ = body_and_head(model)
     ids = torch.tensor([first[:length]], device=next(model.parameters()).device)
-    return Shared(length, body(input_ids=ids, use_cache=True).past_key_values)
+    return Shared(length, body(input_ids=ids, use_cache=True).cache)
 
 
 def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device, shared: Shared):
@@ -73,8 +73,8 @@ def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device, shared: S
         cache = copy.deepcopy(shared.cache)
         cache.batch_repeat_interleave(len(batch))
         mask = torch.cat([torch.ones(len(batch), shared.length, dtype=mask.dtype, device=device), mask], dim=1)
-    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                 use_cache=True).past_key_values
+    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                 use_cache=True).cache
     cache.batch_repeat_interleave(N)
     lengths = torch.tensor([len(row.prefix) for row in batch], device=device).repeat_interleave(N)
     return cache, mask.repeat_interleave(N, dim=0), lengths
@@ -85,7 +85,7 @@ def _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows: list[list[int]]
     ids = pad_right(rows, pad_id).to(device)
     mask = torch.cat([prefix_mask, pad_right([[1] * len(row) for row in rows], 0).to(device)], dim=1)
     positions = prefix_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
-    out = body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    out = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
     return out.last_hidden_state, mask
 
 
@@ -131,7 +131,7 @@ def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id
             break
         mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=device)], dim=1)
         positions = (prefix_lengths + lengths + step)[:, None]
-        out = body(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache,
+        out = body(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, cache=cache,
                    use_cache=True)
         step_hidden = out.last_hidden_state[:, -1]
     return [replies[start : start + N] for start in range(0, len(rows), N)]
