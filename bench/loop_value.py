@@ -76,6 +76,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES_DIR = "data/suites"
+TASKS_DIR = "data/demo/tasks"
 SUITE_FILES = {"seed": "seed.jsonl", "eval": "eval.jsonl", "corpus": "corpus.txt"}
 SUITE_KEYS = {"seed": "data.seed", "eval": "data.eval", "corpus": "pretrain.corpus"}
 """The params that hold the suite's files (dvc.yaml reads them at run time): set per seed."""
@@ -262,7 +263,9 @@ def teacher_usage(metrics: dict[str, dict], rounds: int) -> dict[str, float]:
 
 
 def exact_match(metrics: dict[str, dict], path: str) -> float:
-    value = (metrics.get(path) or {}).get("exact_match")
+    """Held-out exact match: the demo's lm-eval task (`tasks.middo_demo`), else middo's own `exact_match`."""
+    found = metrics.get(path) or {}
+    value = ((found.get("tasks") or {}).get("middo_demo") or {}).get("exact_match", found.get("exact_match"))
     return math.nan if value is None else float(value)
 
 
@@ -444,7 +447,7 @@ def write_oracle(project: Path, seed: int, params: dict) -> None:
     data = section(DataConfig, params, "data")
     with tempfile.TemporaryDirectory() as scratch:
         ingest([str(project / suite_paths(seed)["seed"])], f"{scratch}/r0.parquet", data.format, data.source,
-               data.on_error)
+               data.on_error, data.policy)
         fixed = oracle_round(read_samples(f"{scratch}/r0.parquet"), seed)
     out = project / oracle_seed_path(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -461,6 +464,8 @@ def write_project(project: Path, params: dict, suites: dict[int, Any]) -> None:
 
     shutil.rmtree(project / "stages", ignore_errors=True)
     shutil.copytree(REPO / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(project / TASKS_DIR, ignore_errors=True)  # the lm-eval task of eval.tasks (reads data/eval.parquet)
+    shutil.copytree(REPO / TASKS_DIR, project / TASKS_DIR, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.rmtree(project / SUITES_DIR, ignore_errors=True)
     for seed, suite in suites.items():
         write_suite(project / SUITES_DIR / f"s{seed}", suite)
@@ -488,7 +493,7 @@ def experiments(project: Path) -> list[dict]:
 def same_inputs(project: Path, seed: int, baseline: str) -> bool:
     """Whether what an experiment of `seed` reads besides params (stage scripts, dvc.yaml, the seed's suite) is the
     same at a baseline commit as at HEAD."""
-    paths = ["stages", "dvc.yaml", ".dvcignore", f"{SUITES_DIR}/s{seed}"]
+    paths = ["stages", "dvc.yaml", ".dvcignore", TASKS_DIR, f"{SUITES_DIR}/s{seed}"]
     return git(project, "diff", "--quiet", baseline, "HEAD", "--", *paths, check=False).returncode == 0
 
 

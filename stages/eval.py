@@ -1,4 +1,5 @@
-"""Eval stage: held-out NLL and greedy exact match of a round's model.
+"""Eval stage: held-out NLL and greedy exact match of a round's model, and the `eval.tasks` benchmarks through
+lm-evaluation-harness. Stage eval-0 runs it on M0 (`--model ${model.base}`, `data/r0/eval.json`).
 
 dvc.yaml: python -m stages.eval --model models/r<r> --data data/eval.parquet --metrics data/r<r>/eval.json
 params: model, eval
@@ -12,7 +13,7 @@ from middo.model.evaluate import EvalPaths, run_eval
 from middo.stage import stage_main
 
 
-@stage_main(EvalPaths, __doc__)
+@stage_main(EvalPaths, __doc__, outputs=("metrics",))
 def main(paths: EvalPaths, params: dict) -> None:
     run_eval(paths, section(EvalConfig, params, "eval"), section(ModelConfig, params, "model"))
 

@@ -16,13 +16,15 @@ from middo.signals.config import JudgeConfig
 from middo.signals.judge import Judge, JudgePaths, run_judge
 from middo.stage import stage_main
 from middo.teacher import TeacherConfig, make_teacher
+from middo.teacher.limits import spending_checked
 
 
-@stage_main(JudgePaths, __doc__)
+@stage_main(JudgePaths, __doc__, outputs=("output", "metrics", "plot"))
 def main(paths: JudgePaths, params: dict) -> None:
     judge_cfg = section(JudgeConfig, params, "judge")
     teacher_cfg = section(TeacherConfig, params, "teacher")
-    with make_teacher(teacher_cfg) if judge_cfg.mode == "openai" else nullcontext() as teacher:
+    with make_teacher(teacher_cfg) if judge_cfg.mode == "openai" else nullcontext() as teacher, \
+            spending_checked(teacher):  # a spending cap that stopped a request fails the stage, naming the cap
         run_judge(paths, Judge(judge_cfg, paths.model, section(ModelConfig, params, "model"), teacher))
 
 

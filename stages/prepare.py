@@ -13,7 +13,7 @@ from middo.data.prepare import PreparePaths, run_prepare
 from middo.stage import stage_main
 
 
-@stage_main(PreparePaths, __doc__)
+@stage_main(PreparePaths, __doc__, outputs=("output", "eval_output", "metrics"))
 def main(paths: PreparePaths, params: dict) -> None:
     run_prepare(paths, section(DataConfig, params, "data"))
 

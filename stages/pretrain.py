@@ -13,7 +13,7 @@ from middo.model.pretrain import PretrainPaths, run_pretrain
 from middo.stage import stage_main
 
 
-@stage_main(PretrainPaths, __doc__)
+@stage_main(PretrainPaths, __doc__, outputs=("metrics",), output_dirs=("output",))
 def main(paths: PretrainPaths, params: dict) -> None:
     run_pretrain(paths, section(PretrainConfig, params, "pretrain"), section(ModelConfig, params, "model"))
 

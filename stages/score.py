@@ -15,7 +15,7 @@ from middo.signals.loss import ScorePaths, run_score
 from middo.stage import stage_main
 
 
-@stage_main(ScorePaths, __doc__)
+@stage_main(ScorePaths, __doc__, outputs=("output", "metrics"), output_dirs=("embeddings",))
 def main(paths: ScorePaths, params: dict) -> None:
     pooling = section(EmbedConfig, params, "embed")
     run_score(paths, section(ModelConfig, params, "model"), section(ScoreConfig, params, "score"), pooling)

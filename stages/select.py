@@ -14,7 +14,7 @@ from middo.selection.run import SelectPaths, run_select
 from middo.stage import stage_main
 
 
-@stage_main(SelectPaths, __doc__)
+@stage_main(SelectPaths, __doc__, outputs=("output", "metrics", "plot"))
 def main(paths: SelectPaths, params: dict) -> None:
     run_select(paths, section(SelectConfig, params, "select"))
 

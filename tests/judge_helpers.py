@@ -37,7 +37,7 @@ def trained_judge(base: Path, answer: str, out_dir: Path) -> Path:
         {"id": f"r{j}", "messages": [*messages, {"role": "assistant", "content": answer}]}
         for j, messages in enumerate(load_judge_prompts().sample_rating_messages(make_samples(1)[0]["messages"]))
     ]
-    config = TrainConfig(epochs=30, lr=5e-3, warmup_ratio=0.0, token_budget=8192)
+    config = TrainConfig(epochs=30, lr=5e-3, warmup_ratio=0.0, token_budget=8192, gradient_checkpointing=False)
     train_sft(base, rows, config, ModelConfig(base=str(base), device="cpu"), out_dir, progress=False)
     _TRAINED[str(base), answer] = out_dir
     return out_dir

@@ -72,3 +72,24 @@ def test_usage_errors(tmp_path):
     assert result.exit_code == 1 and "middo ingest" in result.stderr
     result = runner.invoke(app, ["stats", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 1 and "no such file" in result.stderr
+
+
+def test_ingest_policy_options_and_counts(tmp_path):
+    rows = [{"conversations": [{"from": "gpt", "value": "orphan"}, {"from": "human", "value": "Q"},
+                               {"from": "gpt", "value": "R"}]},
+            {"conversations": [{"from": "human", "value": "Q2"}, {"from": "gpt", "value": "\u200b"}]},
+            {"conversations": [{"from": "human", "value": "Q3"}, {"from": "gpt", "value": "R3"}]}]
+    path = tmp_path / "chats.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(path), "-o", str(tmp_path / "a.parquet")])
+    assert result.exit_code == 0, result.output
+    assert "repaired 1 rows: leading_assistant_dropped" in result.stdout
+    assert "dropped 1 rows: empty_response (first: " in result.stdout
+    counts = json.loads((tmp_path / "a.parquet.ingest.json").read_text())
+    assert counts["samples"] == 2 and counts["dropped"] == {"empty_response": 1}
+    result = runner.invoke(app, ["ingest", str(path), "-o", str(tmp_path / "b.parquet"), "--conversations", "strict",
+                                 "--empty-text", "bad_row", "--on-error", "skip"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 rows: roles_out_of_order" in result.stdout and "skipped 1 rows: empty_response" in result.stdout
+    result = runner.invoke(app, ["ingest", str(path), "-o", str(tmp_path / "c.parquet"), "--special-tokens", "strip"])
+    assert result.exit_code != 0

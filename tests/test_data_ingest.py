@@ -10,11 +10,14 @@ import pytest
 
 from middo.data.formats import ALPACA_SEPARATOR
 from middo.data.ingest import ingest
+from middo.data.normalise import IngestPolicy
 from middo.data.schema import read_samples, sample_id
 from middo.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 GOOD = '{"instruction": "Good row.", "output": "Fine."}'
+STRICT = IngestPolicy(conversations="strict", empty_text="bad_row")
+"""The behaviour before the ingest policy: every row below is a bad row under it (test_data_policy: the defaults)."""
 
 
 def _copy(tmp_path, name):
@@ -114,7 +117,7 @@ def test_bad_row_fails_with_one_message_and_writes_nothing(tmp_path, name, conte
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(InputError) as info:
-        ingest([str(path)], tmp_path / "out" / "d.parquet")
+        ingest([str(path)], tmp_path / "out" / "d.parquet", policy=STRICT)
     message = str(info.value)
     assert message.startswith(f"{path} {location}: ")
     assert "--on-error skip" in message
@@ -126,7 +129,7 @@ def test_bad_row_fails_with_one_message_and_writes_nothing(tmp_path, name, conte
 def test_bad_row_is_skipped_counted_and_good_rows_kept(tmp_path, name, content, reason, location):
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    report = ingest([str(path)], tmp_path / "d.parquet", on_error="skip")
+    report = ingest([str(path)], tmp_path / "d.parquet", on_error="skip", policy=STRICT)
     assert dict(report.skipped) == {reason: 1}
     assert report.examples[reason].startswith(f"{path} {location}: ")
     assert report.samples == 1 and read_samples(tmp_path / "d.parquet").height == 1
@@ -197,4 +200,5 @@ def test_real_sharegpt_prefix_recovers_all_complete_conversations(tmp_path):
     report = ingest([str(tmp_path / "sharegpt_prefix.json")], tmp_path / "d.parquet", on_error="skip")
     assert report.rows == len(complete) + 1
     assert report.skipped["truncated_json"] == 1
-    assert report.samples + report.duplicates + sum(report.skipped.values()) == report.rows
+    accounted = report.samples + report.duplicates + sum(report.skipped.values()) + sum(report.dropped.values())
+    assert accounted == report.rows

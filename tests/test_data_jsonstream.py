@@ -72,3 +72,33 @@ def test_first_char_skips_bom_and_blanks():
     assert first_char(io.BytesIO(b'  {"a": 1}')) == "{"
     assert first_char(io.BytesIO(b" \n ")) == ""
     assert _array(b"[]") == [] and _array(b"  ") == []
+
+
+LONE = '{"instruction": "emoji cut in half: \\ud83d", "output": "x"}'
+PAIR = '{"instruction": "a whole emoji: \\ud83d\\ude00", "output": "x"}'
+DEEP = "[" * 200_000 + "]" * 200_000
+
+
+def test_lone_surrogate_and_deep_nesting_are_bad_lines_not_exceptions():
+    nested = json.dumps({"instruction": "Q", "output": "A", "extra": json.loads("[" * 150 + "]" * 150)})
+    text = "\n".join([PAIR, LONE, DEEP, '{"k": ["\\udc80"]}', nested, PAIR]) + "\n"
+    rows = list(iter_jsonl(io.BytesIO(text.encode())))
+    assert [row.error.reason if row.error else None for row in rows] == [
+        None, "not_unicode", "too_deep", "not_unicode", "too_deep", None]
+    assert rows[0].value["instruction"] == "a whole emoji: \U0001f600"
+    assert "lone surrogate" in str(rows[1].error) and "\\ud83d" in str(rows[1].error)
+    assert [row.location for row in rows[1:3]] == ["line 2", "line 3"]
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_lone_surrogate_marks_only_its_array_element(monkeypatch, chunk):
+    monkeypatch.setattr(jsonstream, "CHUNK_CHARS", chunk)
+    rows = _array(f"[{PAIR},\n{LONE},\n{PAIR}]".encode())
+    assert [row.error.reason if row.error else None for row in rows] == [None, "not_unicode", None]
+    assert rows[1].location == "element 2 (line 2)"
+
+
+def test_deeply_nested_array_element_stops_the_array_with_a_named_row():
+    rows = _array(f"[{PAIR},\n{DEEP}, {PAIR}]".encode())
+    assert rows[0].error is None and rows[1].error.reason == "too_deep" and len(rows) == 2
+    assert rows[1].location == "element 2 (line 2)"

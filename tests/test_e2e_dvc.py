@@ -60,6 +60,7 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("e2e")
     shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     paths = write_suite(root / "data/demo", SuiteConfig(n_seed=100, n_eval=12, n_corpus=400))
+    shutil.copytree(REPO / "data/demo/tasks", root / "data/demo/tasks", ignore=shutil.ignore_patterns("__pycache__"))
     lines = paths["seed"].read_text(encoding="utf-8").splitlines(keepends=True)
     paths["seed"].write_text("".join(lines[::2]), encoding="utf-8")  # 50 samples, every family still present
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -88,6 +89,8 @@ def test_repro_writes_every_output_and_conserves_ids(project):
     kept_or_parent = set(after["id"].to_list()) | set(after["parent"].drop_nulls().to_list())
     assert set(before["id"].to_list()) <= kept_or_parent
     assert json.loads((project / "data/r2/eval.json").read_text())  # final model evaluated
+    baseline = json.loads((project / "data/r0/eval.json").read_text())  # M0 too, through lm-eval's local demo task
+    assert baseline["tasks"]["middo_demo"]["samples"] == 12 and "exact_match_stderr" in baseline["tasks"]["middo_demo"]
 
 
 def test_refine_stage_has_one_usage_record_for_every_request_the_server_received(project, tmp_path, monkeypatch):
@@ -108,9 +111,10 @@ def test_refine_stage_has_one_usage_record_for_every_request_the_server_received
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     r1 = project / "data" / "r1"
     main(["--data", str(project / "data/r0/dataset.parquet"), "--flags", str(r1 / "flags.parquet"),
-          "--knn", str(r1 / "knn.parquet"), "--embeddings", str(r1 / "embeddings"), "--model",
-          str(project / "models/r1"), "--round", "1", "--output", str(tmp_path / "dataset.parquet"),
-          "--metrics", str(tmp_path / "refine.json"), "--params", str(tmp_path / "params.yaml")])
+          "--knn", str(r1 / "knn.parquet"), "--embeddings", str(r1 / "embeddings"), "--base",
+          str(project / "models/base"), "--model", str(project / "models/r1"), "--round", "1",
+          "--output", str(tmp_path / "dataset.parquet"), "--metrics", str(tmp_path / "refine.json"),
+          "--params", str(tmp_path / "params.yaml")])
     usage = json.loads((tmp_path / "refine.json").read_text())["teacher_usage"]
     (teacher,) = made  # one teacher for the stage: refine's requests and the gate's judge
     assert usage["attempts"] == teacher.server.stats.total > 0

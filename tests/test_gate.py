@@ -102,7 +102,7 @@ def test_rejects_each_failed_check_by_name():
                                            "signal"]
     assert not any(v.accepted for v in verdicts)
     assert "cosine 0.99" in verdicts[3].detail and "> 0.95" in verdicts[3].detail
-    assert "loss under Mr 3 is not lower than the parent (2.5)" in verdicts[4].detail
+    assert "loss under M0 3 is not lower than the parent (2.5)" in verdicts[4].detail
 
 
 def test_children_are_checked_against_each_other():

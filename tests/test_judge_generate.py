@@ -12,7 +12,7 @@ from judge_helpers import make_samples
 from middo.model.config import ModelConfig
 from middo.signals.config import JudgeConfig
 from middo.signals.judge import Judge, histogram, judge_samples, ratings_table
-from middo.signals.judge_parse import first_number, parse_rating
+from middo.signals.judge_parse import first_number, parse_first_number, parse_rating
 from middo.signals.judge_prompts import ASPECTS
 
 
@@ -28,6 +28,17 @@ def test_strict_parser_refuses_anything_else(reply):
 
 def test_reference_first_number_parser_is_lenient():
     assert first_number("Score: 7 because") == 7.0 and first_number("42") == 10.0 and first_number("none") == 0.0
+
+
+@pytest.mark.parametrize(("reply", "rating"), [("Score: 7 because", 7.0), ("8.5/10, clear", 8.5), ("42", 10.0),
+                                               ("7 because it is clear", 7.0), ("-3", 3.0)])
+def test_first_number_setting_reads_the_reference_way(reply, rating):
+    assert parse_first_number(reply) == rating
+
+
+@pytest.mark.parametrize("reply", ["none", "", None, "seven"])
+def test_first_number_setting_is_nan_without_a_number_never_zero(reply):
+    assert math.isnan(parse_first_number(reply)) and first_number(reply) == 0.0  # the reference's bug: 0
 
 
 def test_unparseable_generated_replies_are_nan_and_counted(tiny_model_dir):

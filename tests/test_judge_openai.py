@@ -87,3 +87,23 @@ def test_replies_without_logprobs_are_parsed_strictly(monkeypatch, tmp_path):
     assert metrics["parsed_replies"] == 10 and metrics["parse_failure_rate"] == pytest.approx(0.2)
     assert requests == 12 + 2  # the re-run is served by the request cache; only the failed requests are retried
     np.testing.assert_array_equal(again.table.drop("id").to_numpy(), table.drop("id").to_numpy())
+
+
+def test_parse_setting_and_prompt_only_questions_reach_the_endpoint(monkeypatch):
+    """`judge.parse: first_number` reads "Score: 6, because" as 6 (strict: NaN); a prompt question carries no
+    response unless `judge.prompt_sees_response` is on."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    samples = make_samples(2)
+    results = {}
+    with ChatServer(lambda body: Reply("Score: 6, because it is fine.")) as server:
+        for parse in ("strict", "first_number"):
+            with make_teacher(_teacher(server)) as teacher:
+                judge = Judge(JudgeConfig(mode="openai", parse=parse, max_failure_rate=1.0), "unused",
+                              ModelConfig(base="unused"), teacher)
+                results[parse] = judge_samples(samples, judge).table
+        bodies = list(server.stats.bodies)
+    assert np.isnan(results["strict"].select(ASPECTS).to_numpy()).all()
+    assert (results["first_number"].select(ASPECTS).to_numpy() == 6.0).all()
+    for body in bodies:
+        content = body["messages"][-1]["content"]
+        assert ("[RESPONSE]" in content) == (not _aspect(body).startswith("prompt_"))

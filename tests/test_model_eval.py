@@ -33,7 +33,8 @@ def qa_samples(pairs, answers=None) -> list[dict]:
 @pytest.fixture(scope="module")
 def memorised(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("memorised")
-    config = TrainConfig(epochs=80, lr=5e-3, warmup_ratio=0.0, token_budget=4096, seed=0)
+    config = TrainConfig(epochs=80, lr=5e-3, warmup_ratio=0.0, token_budget=4096, seed=0,
+                         gradient_checkpointing=False)
     train_sft(tiny_model_dir, qa_samples(QA), config, ModelConfig(base=str(tiny_model_dir)), out, progress=False)
     return out
 

@@ -130,8 +130,11 @@ def test_a_round_with_the_same_data_reuses_the_previous_model(tiny_model_dir, tm
     assert "reused_from" not in trained and trained["steps"] == 2
 
 
-def test_training_and_scoring_count_the_same_tokens_with_the_same_loss(tiny_model_dir, tmp_path):
-    """The trainer's own batch and loss (TRL's fused head on the labels middo builds) against the score pass."""
+def test_training_and_scoring_count_the_same_tokens_with_the_same_loss(tiny_model_dir, tmp_path, monkeypatch):
+    """The trainer's own batch and loss (TRL's fused head on the labels middo builds) against the score pass; the
+    head projects the label positions only, on a CPU too."""
+    from trl.trainer import utils as trl_utils
+
     from middo.model.forward import encode_samples, score_forward
     from middo.model.load import load_model
     from middo.model.sft import GroupedSFTTrainer, LengthGroupedBatches, label_rows, sft_config
@@ -146,8 +149,13 @@ def test_training_and_scoring_count_the_same_tokens_with_the_same_loss(tiny_mode
                                 batches=batches)  # fmt: skip
     batch = next(iter(trainer.get_train_dataloader()))
     counted = int((batch["labels"][:, 1:] != -100).sum())
+    projected = []
+    fold = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply",
+                        lambda hidden, *rest: projected.append(len(hidden)) or fold(hidden, *rest))  # fmt: skip
     with torch.no_grad():
         loss = trainer.compute_loss(trainer.model.eval(), batch)
+    assert projected == [counted] and counted < batch["input_ids"][:, 1:].numel() / 2  # prompts and pads skipped
     scored = score_forward(model, tokenizer, samples, token_budget=100_000, embed=False, progress=False)
     assert counted == int(scored.n_tokens.sum())  # both assistant turns of the two-turn sample carry loss
     assert loss.item() * counted == pytest.approx(float((scored.loss * scored.n_tokens).sum()), rel=1e-5)

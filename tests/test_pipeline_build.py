@@ -50,7 +50,7 @@ def test_stage_order_and_names_are_valid_for_dvc():
 
     names = list(_build(2)["stages"])
     kinds = ["train", "score", "cluster", "judge", "select", "refine", "eval"]
-    expected = ["prepare", "pretrain"] + [f"{k}-{r}" for r in (1, 2) for k in kinds] + ["train-3", "eval-3"]
+    expected = ["prepare", "pretrain", "eval-0"] + [f"{k}-{r}" for r in (1, 2) for k in kinds] + ["train-3", "eval-3"]
     assert names == expected
     assert all(is_valid_name(name) for name in names)
 
@@ -67,7 +67,7 @@ def _resolved(value, params=DEMO):
 def test_every_input_is_an_earlier_output_or_a_project_input():
     stages = _build(3)["stages"]
     produced: set[str] = set()
-    inputs = {"data/demo/seed.jsonl", "data/demo/eval.jsonl", "data/demo/corpus.txt"}
+    inputs = {"data/demo/seed.jsonl", "data/demo/eval.jsonl", "data/demo/corpus.txt", *DEMO["eval"]["tasks"]}
     for name, stage in stages.items():
         for dep in _resolved(stage["deps"]):
             if dep.startswith("src/middo/"):
@@ -87,6 +87,10 @@ def test_every_data_path_is_in_the_command_or_read_from_params():
         if name == "prepare":  # its inputs are params (data.seed, data.eval), so `-S data.seed=...` is followed
             assert files == ["${data.seed}", "${data.eval}"] and {"data.seed", "data.eval"} <= set(stage["params"])
             files = []
+        if name.startswith("eval-"):  # local lm-eval task dirs are read from eval.tasks, like prepare's inputs
+            assert [f for f in files if f in DEMO["eval"]["tasks"]] == DEMO["eval"]["tasks"]
+            assert "eval.tasks" in stage["params"]
+            files = [f for f in files if f not in DEMO["eval"]["tasks"]]
         for path in files + _paths(stage.get("outs", [])) + _paths(stage["metrics"]) + _paths(stage.get("plots", [])):
             # a path inside a directory the command passes counts (the DVCLive dir's metrics.json and plots)
             passed = path in words or any(path.startswith(f"{word}/") for word in words)
@@ -161,7 +165,7 @@ def test_train_reuses_the_previous_round_model_from_round_2():
 
 def test_checkpoints_and_dvclive_files_persist_outside_the_cache():
     stage = _build(1)["stages"]["train-2"]
-    assert stage["outs"] == ["models/r2", {"checkpoints/r2": {"cache": False, "persist": True}}]
+    assert stage["outs"] == ["models/r2"]  # checkpoints: undeclared, so a clone without them is up to date
     assert stage["metrics"] == [{"data/r2/train.json": {"cache": False}},
                                 {"data/r2/live/metrics.json": {"cache": False, "persist": True}}]  # fmt: skip
     assert stage["plots"] == [{"data/r2/live/plots/metrics": {"cache": False, "persist": True, "x": "step"}}]

@@ -77,7 +77,11 @@ def alpaca(tmp_path):
     return path
 
 
-def test_init_scaffolds_a_project(tmp_path, alpaca):
+TEACHER = ["--teacher-url", "http://localhost:8000/v1", "--teacher-model", "qwen"]
+
+
+def test_init_scaffolds_a_project(tmp_path, alpaca, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub model's tokenizer is not fetched in a test
     project = tmp_path / "proj"
     args = ["init", str(project), "--data", str(alpaca), "--model", "HuggingFaceTB/SmolLM2-135M", "--eval-size", "5",
             "--teacher-url", "http://localhost:8000/v1", "--teacher-model", "qwen", "--rounds", "1"]
@@ -93,6 +97,7 @@ def test_init_scaffolds_a_project(tmp_path, alpaca):
     stages = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     assert "pretrain" not in stages and list(stages)[-1] == "eval-2"
     assert "${data.seed}" in stages["prepare"]["deps"] and "${data.eval}" in stages["prepare"]["deps"]
+    assert "token lengths not measured" in result.output
     seed = [json.loads(line) for line in (project / "data/seed.jsonl").read_text(encoding="utf-8").splitlines()]
     held = (project / "data/eval.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(seed) == 25 and len(held) == 5 and all("tag" in row for row in seed)  # extra fields kept
@@ -129,18 +134,20 @@ def test_init_works_from_a_wheel_install_without_the_source_tree(tmp_path, alpac
     assert where == [str(site_packages / "middo" / "__init__.py"), str(prefix / "share" / "middo" / "stages")]
     project = tmp_path / "proj"
     middo_cli = [sys.executable, "-c", "from middo.cli.main import app; app()"]  # what the console script runs
-    init = [*middo_cli, "init", str(project), "--data", str(alpaca), "--model", "m/x", "--eval-size", "5"]
-    result = subprocess.run(init, env=env, cwd=tmp_path, capture_output=True, text=True)
+    init = [*middo_cli, "init", str(project), "--data", str(alpaca), "--model", "m/x", "--eval-size", "5", *TEACHER]
+    result = subprocess.run(init, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     shipped = sorted(path.name for path in (REPO / "stages").glob("*.py"))
     assert sorted(path.name for path in (project / "stages").glob("*.py")) == shipped
 
 
-def test_init_ids_survive_the_round_trip_through_prepare(tmp_path, alpaca):
+def test_init_ids_survive_the_round_trip_through_prepare(tmp_path, alpaca, monkeypatch):
     from middo.data.ingest import ingest
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     project = tmp_path / "proj"
-    assert _invoke(["init", str(project), "--data", str(alpaca), "--model", "m/x", "--eval-size", "5"]).exit_code == 0
+    args = ["init", str(project), "--data", str(alpaca), "--model", "m/x", "--eval-size", "5", *TEACHER]
+    assert _invoke(args).exit_code == 0
     ingest([str(alpaca)], tmp_path / "direct.parquet")
     ingest([str(project / "data/seed.jsonl"), str(project / "data/eval.jsonl")], tmp_path / "again.parquet")
     direct, again = pl.read_parquet(tmp_path / "direct.parquet"), pl.read_parquet(tmp_path / "again.parquet")
@@ -152,9 +159,10 @@ def test_init_rejects_bad_flags_and_non_empty_dirs(tmp_path, alpaca):
     assert result.exit_code == 2 and "--teacher-model" in result.output
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "file").write_text("x")
-    result = _invoke(["init", str(tmp_path / "full"), "--data", str(alpaca), "--model", "m/x"])
+    result = _invoke(["init", str(tmp_path / "full"), "--data", str(alpaca), "--model", "m/x", *TEACHER])
     assert result.exit_code == 1 and "not empty" in result.output
-    result = _invoke(["init", str(tmp_path / "q"), "--data", str(alpaca), "--model", "m/x", "--eval-size", "40"])
+    result = _invoke(["init", str(tmp_path / "q"), "--data", str(alpaca), "--model", "m/x", "--eval-size", "40",
+                      *TEACHER])
     assert result.exit_code == 1 and "--eval PATH" in result.output
 
 
@@ -162,6 +170,6 @@ def test_init_outside_a_source_checkout_says_where_the_stage_scripts_come_from(t
     import middo
 
     monkeypatch.setattr(middo, "__file__", str(tmp_path / "site-packages" / "middo" / "__init__.py"))
-    result = _invoke(["init", str(tmp_path / "p"), "--data", str(alpaca), "--model", "m/x"])
+    result = _invoke(["init", str(tmp_path / "p"), "--data", str(alpaca), "--model", "m/x", *TEACHER])
     assert result.exit_code == 1 and "source checkout" in result.output
     assert not (tmp_path / "p").exists()

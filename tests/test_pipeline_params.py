@@ -12,7 +12,7 @@ from test_pipeline_helpers import REPO, middo_packages, script_sections
 from middo.config import load_params, param_keys, section
 from middo.demo.params import DEMO_PARAMS
 from middo.pipeline.params_file import SECTIONS, render_params
-from middo.pipeline.specs import STAGE_SPECS
+from middo.pipeline.specs import STAGE_SPECS, UNTRACKED_PARAMS
 
 PARAMS = REPO / "params.yaml"
 
@@ -57,7 +57,7 @@ def test_generated_stage_params_match_the_fields_read_and_exist(params):
     for name, stage in stages.items():
         kind = name.split("-")[0]
         expected = [key for cls, sec in STAGE_SPECS[kind].sections for key in param_keys(cls, sec)]
-        assert stage["params"] == expected, name
+        assert stage["params"] == [key for key in expected if key not in UNTRACKED_PARAMS], name
         for key in stage["params"]:
             sec, field = key.split(".")
             assert field in params[sec], f"{name} declares {key}, missing from params.yaml"
@@ -81,3 +81,17 @@ def test_shipped_dvc_yaml_is_up_to_date(params):
 
     shipped = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
     assert shipped == build_pipeline(params["loop"]["rounds"], params), "run `middo unroll` after editing params.yaml"
+
+
+def test_settings_that_cannot_change_a_result_are_read_but_never_tracked(params):
+    from middo.pipeline import build_pipeline
+
+    stages = build_pipeline(1, params)["stages"]
+    tracked = {key for stage in stages.values() for key in stage["params"]}
+    assert "teacher.concurrency" in UNTRACKED_PARAMS and "cluster.recall_queries" in UNTRACKED_PARAMS
+    assert not tracked & UNTRACKED_PARAMS
+    assert {"teacher.model", "teacher.temperature", "cluster.k", "score.token_budget"} <= tracked
+    readers = {key for kind in STAGE_SPECS for cls, sec in STAGE_SPECS[kind].sections for key in param_keys(cls, sec)}
+    assert readers >= UNTRACKED_PARAMS  # each one is a real setting some stage reads
+    text = render_params(DEMO_PARAMS)
+    assert "# Not tracked (cannot change a result, so changing one re-runs nothing): api_key_env, concurrency" in text

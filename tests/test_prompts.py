@@ -7,8 +7,9 @@ import yaml
 
 from middo.errors import ConfigError
 from middo.refine.contract import FINAL_CLOSE, FINAL_OPEN, SAMPLE_CLOSE, SAMPLE_OPEN, operation_of
-from middo.refine.prompts import OPERATIONS, load_refine_prompts
-from middo.signals.judge_prompts import ASPECTS, load_judge_prompts
+from middo.refine.contract import RESPONSE_OPEN as TAG_RESPONSE
+from middo.refine.prompts import OPERATIONS, OPTIONAL, load_refine_prompts
+from middo.signals.judge_prompts import ASPECTS, RESPONSE_OPEN, load_judge_prompts
 from middo.templates import load_template
 
 MESSAGES = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "5"}]
@@ -37,9 +38,38 @@ def test_a_users_refine_template_changes_the_wording_not_the_markers(tmp_path):
     template = refine_template() | {"improve": "Fix the task between {sample_open} and {sample_close}. Be brief."}
     prompts = load_refine_prompts(write(tmp_path, template))
     system, user = prompts.rewrite("improve", MESSAGES)
-    assert system["content"].splitlines()[1] == f"Fix the task between {SAMPLE_OPEN} and {SAMPLE_CLOSE}. Be brief."
+    assert system["content"].splitlines()[1].startswith(f"Fix the task between {SAMPLE_OPEN} and {SAMPLE_CLOSE}. "
+                                                         "Be brief. The task's original answer is shown")
     assert user == load_refine_prompts().rewrite("improve", MESSAGES)[1]
     assert prompts.system_message("simplify") == load_refine_prompts().system_message("simplify")
+
+
+def test_prompt_only_requests_show_no_response_and_say_nothing_of_one():
+    shown, alone = load_refine_prompts(), load_refine_prompts(show_response=False)
+    for op in ("simplify", "improve"):
+        system, user = alone.rewrite(op, MESSAGES)
+        assert TAG_RESPONSE not in user["content"] and "5" not in user["content"]
+        assert TAG_RESPONSE not in system["content"] and "original answer" not in system["content"]
+        assert TAG_RESPONSE in shown.rewrite(op, MESSAGES)[1]["content"]
+
+
+def test_answer_style_picks_the_respond_instruction_and_a_copy_may_omit_the_optional_entries(tmp_path):
+    concise = load_refine_prompts().system_message("respond")["content"]
+    full = load_refine_prompts(answer_style="comprehensive").system_message("respond")["content"]
+    assert "no longer than it needs to be" in concise and "comprehensive and accurate" in full
+    assert operation_of(full) == "respond" and FINAL_OPEN in full
+    old_copy = {k: v for k, v in refine_template().items() if k not in OPTIONAL}
+    assert load_refine_prompts(write(tmp_path, old_copy), answer_style="comprehensive").systems == \
+        load_refine_prompts(answer_style="comprehensive").systems
+
+
+def test_prompt_ratings_see_the_prompt_alone_unless_asked():
+    alone = load_judge_prompts().sample_rating_messages(MESSAGES)
+    both = load_judge_prompts(prompt_sees_response=True).sample_rating_messages(MESSAGES)
+    for aspect, row, seen in zip(ASPECTS, alone, both, strict=True):
+        text = row[0]["content"]
+        assert (RESPONSE_OPEN in text) == aspect.startswith("response_") and "[PROMPT]\nWhat is 2 + 2?" in text
+        assert RESPONSE_OPEN in seen[0]["content"]
 
 
 @pytest.mark.parametrize(("change", "message"), [

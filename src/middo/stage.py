@@ -1,8 +1,9 @@
 """One shape for every stage script: its paths parsed into a typed paths object, params loaded, one call into the
-library, and a `MiddoError` turned into one line on stderr and exit code 1.
+library, its outputs written all or none (`middo.outputs`), and a `MiddoError` turned into one line on stderr and
+exit code 1.
 
 ```python
-@stage_main(ScorePaths, __doc__)
+@stage_main(ScorePaths, __doc__, outputs=("output", "metrics"), output_dirs=("embeddings",))
 def main(paths: ScorePaths, params: dict) -> None:
     run_score(paths, section(ModelConfig, params, "model"), section(ScoreConfig, params, "score"))
 ```
@@ -26,13 +27,19 @@ from typing import Any, TypeVar
 from middo.config import field_docs, load_params
 from middo.errors import MiddoError
 from middo.log import get_logger
+from middo.outputs import staged_outputs
 
 P = TypeVar("P")
 log = get_logger("middo.stage")
 
 
-def stage_main(paths_cls: type[P], doc: str | None) -> Callable[[Callable[[P, dict], Any]], Callable[..., None]]:
-    """Decorate a stage's `body(paths, params)`: the result is `main(argv=None)`, the script's entry point."""
+def stage_main(paths_cls: type[P], doc: str | None, outputs: tuple[str, ...] = (),
+               output_dirs: tuple[str, ...] = ()) -> Callable[[Callable[[P, dict], Any]], Callable[..., None]]:
+    """Decorate a stage's `body(paths, params)`: the result is `main(argv=None)`, the script's entry point.
+
+    `outputs` and `output_dirs` name the paths fields the stage writes (files, directories): the body gets staging
+    paths for them, moved into place only when it returns (`middo.outputs.staged_outputs`).
+    """
 
     def decorate(body: Callable[[P, dict], Any]) -> Callable[..., None]:
         @functools.wraps(body)
@@ -42,11 +49,13 @@ def stage_main(paths_cls: type[P], doc: str | None) -> Callable[[Callable[[P, di
                     for name, value in vars(parser.parse_args(argv)).items()}
             params_path = args.pop("params")
             try:
-                body(paths_cls(**args), load_params(params_path))
+                with staged_outputs(paths_cls(**args), outputs, output_dirs) as paths:
+                    body(paths, load_params(params_path))
             except MiddoError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(1) from exc
 
+        main.outputs, main.output_dirs = outputs, output_dirs  # type: ignore[attr-defined]  # for the tests
         return main
 
     return decorate

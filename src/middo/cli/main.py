@@ -6,7 +6,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from middo.cli import data, demo, model, pipeline, report
+from middo.cli import data, demo, model, pipeline, report, teacher
 from middo.errors import MiddoError
 
 
@@ -34,6 +34,8 @@ app.add_typer(pipeline.app)
 app.add_typer(report.app)
 app.add_typer(demo.app, name="demo")
 app.add_typer(model.app, name="model")
+app.add_typer(teacher.root)
+app.add_typer(teacher.app, name="teacher")
 
 if __name__ == "__main__":
     app()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from middo.report.compare import compare
-from middo.report.diff_output import diff_document, diff_lines
+from middo.report.diff_output import LIMIT, diff_document, diff_lines
 from middo.report.revisions import Side
 
 app = typer.Typer()
@@ -17,13 +17,15 @@ app = typer.Typer()
 
 @app.command()
 def diff(
-    before: Annotated[str, typer.Argument(help="Dataset Parquet file, or round n (data/r<n>/dataset.parquet).")],
-    after: Annotated[str, typer.Argument(help="Dataset Parquet file, or a round number.")],
+    before: Annotated[str, typer.Argument(
+        help="Dataset Parquet file, round n (data/r<n>/dataset.parquet), or `last` (round loop.rounds)."
+    )],
+    after: Annotated[str, typer.Argument(help="Dataset Parquet file, a round number, or `last`.")],
     rev: Annotated[list[str] | None, typer.Option(
         help="Git revision or DVC experiment of BEFORE, given again for AFTER; a side without one is the workspace."
     )] = None,
     show: Annotated[int, typer.Option(min=0, help="Print this many examples per operation, before and after.")] = 0,
-    limit: Annotated[int, typer.Option(min=0, help="List at most this many ids per category (0: all).")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="List at most this many ids per category (0: all).")] = LIMIT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")] = False,
     project: Annotated[Path, typer.Option(help="Project root that round numbers are resolved in.")] = Path("."),
 ) -> None:
@@ -33,7 +35,9 @@ def diff(
     Between round numbers more than one apart, lineage is followed through the rounds in between. At a revision the
     files are read through DVC (its cache, else the default remote), nothing is checked out.
 
-    Examples: `middo diff 0 1 --show 3`; `middo diff 1 1 --rev main --rev exp-abc12` (an experiment against a
+    The summary (counts, per operation, flags changed) comes first, then at most --limit ids per category.
+
+    Examples: `middo diff 0 last --show 3`; `middo diff 1 1 --rev main --rev exp-abc12` (an experiment against a
     branch); `middo diff 2 2 --rev HEAD~1` (the last commit's round 2 against the workspace's); `--json` for scripts.
     """
     revs = rev or []
@@ -41,6 +45,7 @@ def diff(
         raise typer.BadParameter(f"got {len(revs)} revisions; give one (BEFORE) or two (BEFORE, AFTER)",
                                  param_hint="--rev")
     sides = (Side(project, revs[0] if revs else None), Side(project, revs[1] if len(revs) > 1 else None))
+    before, after = sides[0].round_spec(before), sides[1].round_spec(after)
     comparison = compare(sides[0], before, sides[1], after)
     if as_json:
         described = ({"dataset": before, "rev": sides[0].rev}, {"dataset": after, "rev": sides[1].rev})

@@ -3,6 +3,7 @@
 from middo.data.config import DataConfig
 from middo.data.export import export_file
 from middo.data.ingest import IngestReport, ingest
+from middo.data.normalise import IngestPolicy
 from middo.data.schema import (
     OPS,
     ROLES,
@@ -18,6 +19,7 @@ from middo.data.schema import (
 
 __all__ = [
     "DataConfig",
+    "IngestPolicy",
     "IngestReport",
     "export_file",
     "ingest",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from middo.config import check
+from middo.data.normalise import IngestPolicy
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,26 @@ class DataConfig:
     """Value of the `source` column; null uses each input's file stem (or dataset name)."""
     on_error: Literal["fail", "skip"] = "fail"
     """`fail`: the first bad row stops prepare with a message; `skip`: bad rows are dropped and counted in metrics."""
+    conversations: Literal["normalise", "strict"] = "normalise"
+    """`normalise`: drop leading assistant turns and merge consecutive same-role turns (blank line between), counted
+    in metrics and named in `meta._repairs`; `strict`: such rows are bad rows (`on_error` decides)."""
+    empty_text: Literal["drop", "bad_row"] = "drop"
+    """A turn with no visible text (only whitespace or format characters such as U+200B), or no turns: `drop` drops
+    the row and counts it in metrics; `bad_row` makes it a bad row (`on_error` decides)."""
+    special_tokens: Literal["escape", "drop", "keep"] = "escape"
+    """Literal special tokens in text (`<|endoftext|>`, `<|im_start|>`, `<s>`, ...): `escape` puts a U+200B after the
+    `<` so they tokenise as plain text; `drop` drops the row; `keep` leaves them to become control tokens. Counted."""
 
     def __post_init__(self) -> None:
         check(bool(self.seed), "data.seed is empty; set it to the seed file (or a list of files)")
         check(all(self.seed_inputs), "data.seed holds an empty path; remove it or set it to a file")
         check(bool(self.eval), "data.eval is empty; set it to a held-out eval file")
         check(self.source is None or bool(self.source.strip()), "data.source is blank; set a name or null")
+
+    @property
+    def policy(self) -> IngestPolicy:
+        """How ingestion repairs conversations and handles junk text."""
+        return IngestPolicy(self.conversations, self.empty_text, self.special_tokens)
 
     @property
     def seed_inputs(self) -> tuple[str, ...]:

@@ -4,7 +4,8 @@ Each row carries the sample's `meta` fields back at the top level (per-turn fiel
 `middo ingest` of an export gives the same ids, messages and meta. Multi-turn samples export to Alpaca with
 `history` ([prompt, response] pairs) and `system`, as LLaMA-Factory reads them; an Alpaca prompt comes back as
 `instruction` with an empty `input`. A `.json` output is written as one
-JSON array instead of lines.
+JSON array instead of lines. middo's own notes (refine's attempt history, ingestion's repairs) stay out of the
+training file unless asked for.
 """
 
 from __future__ import annotations
@@ -15,19 +16,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from middo.data.formats import FORMATS, TURN_FIELDS
+from middo.data.normalise import REPAIRS
 from middo.data.schema import read_samples, sample_meta
 from middo.errors import ConfigError, InputError
+from middo.outputs import check_file_target
 
 EXPORT_SLICE_ROWS = 10_000  # rows turned into Python dicts at a time
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+NOTES = ("refine", REPAIRS)
+"""Keys of `meta` that middo writes for itself (refine's attempt history, ingestion's repairs): not training data."""
 
 
-def export_rows(samples: list[dict], fmt: str) -> Iterator[dict]:
-    """Rows of format `fmt` for sample dicts (as read by `read_samples(...).to_dicts()`)."""
+def export_rows(samples: list[dict], fmt: str, notes: bool = False) -> Iterator[dict]:
+    """Rows of format `fmt` for sample dicts (as read by `read_samples(...).to_dicts()`); middo's own notes in
+    `meta` (`NOTES`) are left out unless `notes`."""
     if fmt not in FORMATS:
         raise ConfigError(f"export format {fmt!r} is unknown; choose one of {', '.join(FORMATS)}")
     for sample in samples:
         meta = sample_meta(sample["meta"], sample["id"])
+        for key in () if notes else NOTES:
+            meta.pop(key, None)
         # Alpaca has no turn objects: there per-turn fields stay one top-level field
         body = _alpaca(sample) if fmt == "alpaca" else _turns(sample["messages"], meta.pop(TURN_FIELDS, {}), fmt)
         clashes = sorted(set(meta) & set(body))
@@ -39,13 +47,14 @@ def export_rows(samples: list[dict], fmt: str) -> Iterator[dict]:
         yield {**meta, **body}
 
 
-def export_file(input_path: str | Path, output: str | Path, fmt: str) -> int:
-    """Write the dataset at `input_path` (Parquet) to `output` in format `fmt`; returns the row count."""
+def export_file(input_path: str | Path, output: str | Path, fmt: str, notes: bool = False) -> int:
+    """Write the dataset at `input_path` (Parquet) to `output` in format `fmt` (with middo's notes when `notes`);
+    returns the row count."""
+    output = check_file_target(output)
     frame = read_samples(input_path)
-    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
-    rows = (row for part in frame.iter_slices(EXPORT_SLICE_ROWS) for row in export_rows(part.to_dicts(), fmt))
+    rows = (row for part in frame.iter_slices(EXPORT_SLICE_ROWS) for row in export_rows(part.to_dicts(), fmt, notes))
     try:
         count = _write(rows, partial, as_array=output.suffix.lower() == ".json")
     except BaseException:

@@ -6,6 +6,7 @@ Every field of a row that does not become a message is kept in `meta`; extra key
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from middo.data.jsonstream import BadRow
@@ -49,6 +50,13 @@ def normalise_role(name: Any) -> str:
 
 def row_to_messages(row: Any, fmt: str) -> tuple[list[dict], dict]:
     """Convert one row of format `fmt` into checked messages and the leftover fields (meta)."""
+    messages, meta = row_to_turns(row, fmt)
+    check_messages(messages)
+    return messages, meta
+
+
+def row_to_turns(row: Any, fmt: str) -> tuple[list[dict], dict]:
+    """Convert one row of format `fmt` into messages as written (roles unchecked) and the leftover fields (meta)."""
     if not isinstance(row, dict):
         raise BadRow("wrong_type", f"the row is a JSON {type(row).__name__}, not an object; each row must be {{...}}")
     if fmt == "alpaca":
@@ -56,8 +64,12 @@ def row_to_messages(row: Any, fmt: str) -> tuple[list[dict], dict]:
     else:
         key = "conversations" if fmt == "sharegpt" else "messages"
         messages, meta = _from_turns(row, key)
-    check_messages(messages)
     return messages, meta
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has nothing but whitespace and format characters (category Cf, e.g. U+200B)."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
 
 
 def check_messages(messages: list[dict]) -> None:
@@ -81,7 +93,7 @@ def check_messages(messages: list[dict]) -> None:
             "add the response or drop the last user turn",
         )
     for index, message in enumerate(messages, start=1):
-        if not message["content"].strip():
+        if is_blank(message["content"]):
             reason = "empty_response" if message["role"] == "assistant" else "empty_turn"
             raise BadRow(reason, f"turn {index} ({message['role']}) is empty; write its text or drop the row")
 

@@ -1,24 +1,31 @@
 """Ingest: raw rows of any supported input -> seed samples (`round` 0, `op` "seed") in one Parquet dataset.
 
 With `on_error="fail"` the first bad row raises one `InputError` naming the input, the row and the fix, and nothing is
-written. With `on_error="skip"` bad rows are dropped and counted by reason. Exact duplicates (same messages, hence the
-same id) are kept once and counted in both modes.
+written. With `on_error="skip"` bad rows are dropped and counted by reason. Before the checks, each row goes through
+the `IngestPolicy` (`middo.data.normalise`): conversation repairs are counted under `repaired`, rows the policy drops
+(empty text, special tokens) under `dropped`, in both modes. Exact duplicates (same messages, hence the same id) are
+kept once and counted in both modes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from middo.data.formats import FORMATS, detect_format, row_to_messages
+from middo.data.formats import FORMATS, check_messages, detect_format, row_to_turns
 from middo.data.jsonstream import BadRow, RawRow
+from middo.data.normalise import Dropped, IngestPolicy, apply_policy
 from middo.data.readers import read_rows, source_name
 from middo.data.schema import meta_json, sample_id
 from middo.data.writer import SampleWriter
 from middo.errors import ConfigError, InputError
+from middo.log import get_logger
+
+log = get_logger(__name__)
 
 ON_ERROR = ("fail", "skip")
 _FORMAT_NAMES = "instruction/output (Alpaca), conversations (ShareGPT) or messages (OpenAI chat)"
@@ -30,20 +37,40 @@ class IngestReport:
 
     inputs: list[str]
     on_error: str
+    policy: IngestPolicy = IngestPolicy()
     rows: int = 0
     samples: int = 0
     duplicates: int = 0
     skipped: Counter = field(default_factory=Counter)
+    """Bad rows skipped (`on_error: skip`), by reason."""
+    dropped: Counter = field(default_factory=Counter)
+    """Rows the policy dropped (empty text, special tokens), by reason."""
+    repaired: Counter = field(default_factory=Counter)
+    """Rows kept after a repair, by repair (a row can have several)."""
+    special_token_rows: int = 0
+    """Rows holding literal special-token text, whatever the policy did with them."""
     formats: dict[str, str] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON: counts, the format found per input, and the first message per skip reason."""
+        """Plain dict for JSON: counts, the format found per input, and the first message per skip/drop reason."""
         return {
-            "inputs": self.inputs, "on_error": self.on_error, "rows": self.rows, "samples": self.samples,
-            "duplicates": self.duplicates, "skipped": dict(sorted(self.skipped.items())),
-            "skipped_total": sum(self.skipped.values()), "formats": self.formats, "examples": self.examples,
+            "inputs": self.inputs, "on_error": self.on_error, "policy": dataclasses.asdict(self.policy),
+            "rows": self.rows, "samples": self.samples, "duplicates": self.duplicates,
+            "skipped": dict(sorted(self.skipped.items())), "skipped_total": sum(self.skipped.values()),
+            "dropped": dict(sorted(self.dropped.items())), "dropped_total": sum(self.dropped.values()),
+            "repaired": dict(sorted(self.repaired.items())), "special_token_rows": self.special_token_rows,
+            "formats": self.formats, "examples": self.examples,
         }
+
+    def summary(self) -> str:
+        """One line for the log: rows read and kept, then every count by reason."""
+        parts = [f"{self.rows} rows read, {self.samples} samples kept, {self.duplicates} duplicates"]
+        for name in ("repaired", "dropped", "skipped"):
+            counts = getattr(self, name)
+            if counts:
+                parts.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        return "; ".join(parts)
 
 
 def seed_sample(messages: list[dict], source: str, meta: dict) -> dict:
@@ -55,12 +82,13 @@ def seed_sample(messages: list[dict], source: str, meta: dict) -> dict:
 
 
 def ingest(
-    inputs: Iterable[str], output: str | Path, fmt: str = "auto", source: str | None = None, on_error: str = "fail"
+    inputs: Iterable[str], output: str | Path, fmt: str = "auto", source: str | None = None, on_error: str = "fail",
+    policy: IngestPolicy = IngestPolicy(),
 ) -> IngestReport:
     """Read every input into one deduplicated seed dataset at `output` (Parquet); see the module docstring."""
     inputs = [str(spec) for spec in inputs]
     _check_options(inputs, fmt, on_error)
-    report = IngestReport(inputs=inputs, on_error=on_error)
+    report = IngestReport(inputs=inputs, on_error=on_error, policy=policy)
     seen: set[str] = set()
     with SampleWriter(output) as writer:
         for spec in inputs:
@@ -72,20 +100,25 @@ def ingest(
                 writer.add(sample)
         report.samples = len(seen)
         if not report.samples:
-            raise InputError(f"{', '.join(inputs)}: no usable samples ({_skip_summary(report)}); check the inputs")
+            raise InputError(f"{', '.join(inputs)}: no usable samples ({report.summary()}); check the inputs")
         writer.commit()
+    log.info("ingest %s: %s", ", ".join(inputs), report.summary())
     return report
 
 
 def iter_samples(spec: str, fmt: str, source: str, on_error: str, report: IngestReport) -> Iterator[dict]:
-    """Seed samples of one input, before deduplication; bad rows raise or are counted per `on_error`."""
+    """Seed samples of one input, before deduplication; bad rows raise or are counted per `on_error`, rows the policy
+    drops are counted."""
     file_format = None if fmt == "auto" else fmt
     rows_before = report.rows
     for raw in read_rows(spec):
         report.rows += 1
         try:
             file_format = file_format or _detect(raw)
-            yield _to_sample(raw, file_format, source)
+            yield _to_sample(raw, file_format, source, report)
+        except Dropped as drop:
+            report.dropped[drop.reason] += 1
+            report.examples.setdefault(drop.reason, f"{spec} {raw.location}: {drop}".strip())
         except BadRow as bad:
             _bad_row(spec, raw.location, bad, on_error, report)
     if report.rows == rows_before:
@@ -109,11 +142,15 @@ def _detect(raw: RawRow) -> str:
     return found
 
 
-def _to_sample(raw: RawRow, fmt: str, source: str) -> dict:
+def _to_sample(raw: RawRow, fmt: str, source: str, report: IngestReport) -> dict:
     if raw.error is not None:
         raise raw.error
-    messages, meta = row_to_messages(raw.value, fmt)
-    return seed_sample(messages, source, meta)
+    messages, meta = row_to_turns(raw.value, fmt)
+    row = apply_policy(messages, meta, report.policy)
+    check_messages(row.messages)
+    report.repaired.update(row.repairs)
+    report.special_token_rows += row.special_tokens
+    return seed_sample(row.messages, source, row.meta)
 
 
 def _bad_row(spec: str, location: str, bad: BadRow, on_error: str, report: IngestReport) -> None:
@@ -124,12 +161,6 @@ def _bad_row(spec: str, location: str, bad: BadRow, on_error: str, report: Inges
         raise InputError(message + hint) from None
     report.skipped[bad.reason] += 1
     report.examples.setdefault(bad.reason, message)
-
-
-def _skip_summary(report: IngestReport) -> str:
-    if not report.skipped:
-        return f"{report.rows} rows read"
-    return f"{report.rows} rows read, skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items()))
 
 
 def _check_options(inputs: list[str], fmt: str, on_error: str) -> None:

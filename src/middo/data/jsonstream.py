@@ -2,7 +2,9 @@
 
 A JSON array is decoded incrementally with `json.JSONDecoder.raw_decode` over a buffer refilled from the file, so a
 file cut off mid-way (a truncated download) still yields every complete element before the cut. Bytes are decoded
-with `surrogateescape`, so non-UTF-8 bytes mark only the element that holds them as bad.
+with `surrogateescape`, so non-UTF-8 bytes mark only the element that holds them as bad. A value that is valid JSON
+but not valid text (a lone surrogate escape such as half an emoji, `"\\ud83d"`) or nested deeper than `MAX_DEPTH`
+is one bad row too, never an exception later on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ CHUNK_CHARS = 1 << 20
 LOOKAHEAD = 1024  # a parse error this far before the buffer end is in the text, not caused by the cut
 _SPACE = re.compile(r"[ \t\n\r]*")
 _BAD_BYTE = re.compile("[\udc80-\udcff]")
-_NO_VALUE = object()
+MAX_DEPTH = 100  # nesting levels of one row; a chat row needs 4, and deeper values crash encoders that recurse
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how a lone surrogate can get into decoded JSON text
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadRow(Exception):
@@ -55,10 +59,40 @@ def iter_jsonl(handle: BinaryIO, on_bytes: Callable[[int], None] | None = None) 
         if not text.strip():
             continue
         try:
-            yield RawRow(location, value=json.loads(text))
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
             yield RawRow(location, error=BadRow("invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno}); "
                                                 "fix or remove the line"))
+            continue
+        except RecursionError:
+            yield RawRow(location, error=_too_deep())
+            continue
+        bad = check_value(value, text)
+        yield RawRow(location, value=value) if bad is None else RawRow(location, error=bad)
+
+
+def check_value(value: Any, text: str, start: int = 0, end: int | None = None) -> BadRow | None:
+    """Why a decoded JSON value cannot be a row (a lone surrogate, nesting beyond `MAX_DEPTH`), or None.
+
+    `text[start:end]` is the JSON it was decoded from: the value is walked only when that text could hold either.
+    """
+    end = len(text) if end is None else end
+    escaped = _SURROGATE_ESCAPE.search(text, start, end) is not None
+    if not escaped and text.count("[", start, end) + text.count("{", start, end) <= MAX_DEPTH:
+        return None
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return _too_deep()
+        if isinstance(item, str):
+            if escaped and _SURROGATE.search(item):
+                return _not_unicode(item)
+        elif isinstance(item, dict):
+            stack += [(key, depth) for key in item] + [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, depth + 1) for child in item]
+    return None
 
 
 def iter_json_array(handle: BinaryIO, on_bytes: Callable[[int], None] | None = None) -> Iterator[RawRow]:
@@ -112,12 +146,15 @@ class _ArrayReader:
             if error is not None:
                 yield RawRow(location, error=error)
                 return
-            yield RawRow(location, value=value) if value is not _NO_VALUE else RawRow(location, error=_not_utf8())
+            yield RawRow(location, error=value) if isinstance(value, BadRow) else RawRow(location, value=value)
 
     def _decode_one(self, index: int) -> tuple[Any, BadRow | None]:
+        """(the element, or the BadRow of an element that is bad on its own; None) or (None, why the array stops)."""
         while True:
             try:
                 value, end = self.json.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                return None, _too_deep(" (elements after it in this array are not read)")
             except json.JSONDecodeError as exc:
                 if self.eof:
                     truncated = exc.msg.startswith("Unterminated") or exc.pos >= len(self.buf.rstrip())
@@ -129,9 +166,10 @@ class _ArrayReader:
             if end == len(self.buf) and not self.eof:
                 self._fill()  # a number at the buffer end may continue in the next chunk
                 continue
-            bad = _BAD_BYTE.search(self.buf, self.pos, end)
+            bad = _not_utf8() if _BAD_BYTE.search(self.buf, self.pos, end) else check_value(value, self.buf,
+                                                                                             self.pos, end)
             self._advance(end)
-            return (_NO_VALUE if bad else value), None
+            return bad or value, None  # a bad element is one bad row; the array goes on after it
 
     def _syntax_error(self, exc: json.JSONDecodeError) -> BadRow:
         line = self.line + self.buf.count("\n", self.pos, exc.pos)
@@ -177,3 +215,14 @@ def _cut_off(complete: int) -> BadRow:
 def _not_utf8(byte: bytes = b"", column: int | None = None) -> BadRow:
     at = f" (byte 0x{byte.hex()} at byte {column})" if byte else ""
     return BadRow("not_utf8", f"text is not UTF-8{at}; re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+
+
+def _not_unicode(text: str) -> BadRow:
+    at = _SURROGATE.search(text).start()
+    return BadRow("not_unicode", f"text holds a lone surrogate escape (\\u{ord(text[at]):04x} after "
+                  f"{text[max(0, at - 20):at]!r}), half of a character cut in two; repair or remove the text there")
+
+
+def _too_deep(after: str = "") -> BadRow:
+    return BadRow("too_deep", f"the value is nested more than {MAX_DEPTH} levels deep, far beyond any chat row; "
+                  f"fix or remove it{after}")

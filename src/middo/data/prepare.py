@@ -12,7 +12,8 @@ from middo.data.config import DataConfig
 from middo.data.ingest import ingest
 from middo.log import get_logger, write_metrics
 
-_COUNTS = ("rows", "samples", "duplicates", "skipped", "skipped_total", "formats")
+_COUNTS = ("rows", "samples", "duplicates", "skipped", "skipped_total", "dropped", "dropped_total", "repaired",
+           "special_token_rows", "formats")
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,9 @@ def prepare(
     config: DataConfig, seed_inputs: list[str], eval_input: str, output: str | Path, eval_output: str | Path
 ) -> dict[str, Any]:
     """Write D(0) and the eval dataset; return metrics (counts per set, eval samples also in the seed set)."""
-    seed = ingest(seed_inputs, output, config.format, config.source, config.on_error).to_dict()
-    held_out = ingest([eval_input], eval_output, config.format, config.source, config.on_error).to_dict()
+    seed = ingest(seed_inputs, output, config.format, config.source, config.on_error, config.policy).to_dict()
+    held_out = ingest([eval_input], eval_output, config.format, config.source, config.on_error,
+                      config.policy).to_dict()
     seed_ids = pl.read_parquet(output, columns=["id"])["id"]
     eval_ids = pl.read_parquet(eval_output, columns=["id"])["id"]
     overlap = int(eval_ids.is_in(seed_ids.implode()).sum())

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from middo.data.schema import SAMPLE_SCHEMA, empty_samples, validate_samples
+from middo.outputs import check_file_target
 
 BATCH_ROWS = 4096
 
@@ -22,7 +23,7 @@ class SampleWriter:
     """
 
     def __init__(self, path: str | Path, batch_rows: int = BATCH_ROWS) -> None:
-        self.path = Path(path)
+        self.path = check_file_target(path)
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.batch_rows = batch_rows
         self.rows: list[dict] = []

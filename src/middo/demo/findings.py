@@ -106,13 +106,22 @@ def planted_by_flag(table: pl.DataFrame) -> dict[str, dict[str, int]]:
     return counts
 
 
+DEMO_TASK = "middo_demo"
+"""The demo's held-out set as an lm-eval task (`data/demo/tasks/middo_demo`)."""
+
+
 def eval_accuracy(project: str | Path, r: int) -> float:
-    """`exact_match` of `data/r<r>/eval.json` (NaN when the file or the key is missing)."""
-    path = Path(project) / "data" / f"r{r}" / "eval.json"
-    if not path.exists():
-        return math.nan
-    value = json.loads(path.read_text(encoding="utf-8")).get("exact_match")
+    """Held-out exact match of `data/r<r>/eval.json`: the harness's `middo_demo` task, else middo's own
+    `exact_match` (NaN when the file or both keys are missing)."""
+    metrics = eval_metrics(project, r)
+    value = metrics.get("tasks", {}).get(DEMO_TASK, {}).get("exact_match", metrics.get("exact_match"))
     return math.nan if value is None else float(value)
+
+
+def eval_metrics(project: str | Path, r: int) -> dict:
+    """`data/r<r>/eval.json` as a dict ({} when missing)."""
+    path = Path(project) / "data" / f"r{r}" / "eval.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def rounds_with(project: str | Path, name: str) -> list[int]:
@@ -122,5 +131,5 @@ def rounds_with(project: str | Path, name: str) -> list[int]:
 
 
 def rounds_run(project: str | Path) -> list[int]:
-    """Rounds with an eval.json, in order (the last is the final model's)."""
-    return rounds_with(project, "eval.json")
+    """Rounds with an eval.json, in order (the last is the final model's); the baseline eval@0 (M0) is not one."""
+    return [r for r in rounds_with(project, "eval.json") if r >= 1]

@@ -13,6 +13,7 @@ from middo.demo.findings import (
     PLANTED_KINDS,
     SIGNALS,
     eval_accuracy,
+    eval_metrics,
     planted_by_flag,
     round_table,
     rounds_run,
@@ -34,6 +35,8 @@ def demo_summary(project: str | Path) -> dict:
     summary["teacher"] = {r: teacher_usage(project, r) for r in refine_rounds}
     summary["judge"] = {r: judge_kind(project, r) for r in refine_rounds}
     summary["defects"] = dataset_defects(project)
+    summary["eval_base"] = eval_accuracy(project, 0)
+    summary["tasks"] = {r: eval_metrics(project, r).get("tasks", {}) for r in [0, *evals]}
     summary["eval_first"] = summary["eval_final"] = math.nan
     if evals:
         summary["eval_first"], summary["eval_final"] = summary["eval"][evals[0]], summary["eval"][evals[-1]]
@@ -98,8 +101,26 @@ def format_summary(summary: dict) -> str:
                      + " -> ".join(f"D{r} {c['defective']}/{c['total']}" for r, c in summary["defects"].items()))
         for r, counts in summary["defects"].items():
             lines.append(f"  D{r}: " + ", ".join(f"{kind} {counts[kind]}" for kind in AUDIT_KINDS))
+    lines += harness_lines(summary.get("tasks", {}))
     if summary["eval"]:
         lines.append("held-out exact match: " + ", ".join(f"eval@{r} {_fmt(v)}" for r, v in summary["eval"].items()))
-        lines.append(f"seed model (eval@{min(summary['eval'])}) {_fmt(summary['eval_first'])} -> final model "
+        lines.append(f"base model M0 (eval@0) {_fmt(summary.get('eval_base', math.nan))}, seed model "
+                     f"(eval@{min(summary['eval'])}) {_fmt(summary['eval_first'])} -> final model "
                      f"(eval@{max(summary['eval'])}) {_fmt(summary['eval_final'])}")
     return "\n".join(lines)
+
+
+def harness_lines(tasks: dict[int, dict]) -> list[str]:
+    """The lm-eval tasks per round: each task's headline metric (exact_match, acc_norm, acc, else its first) with
+    its stderr and sample count."""
+    lines = []
+    for r, by_task in tasks.items():
+        for task, metrics in sorted(by_task.items()):
+            names = [k for k in metrics if not k.endswith("_stderr") and k != "samples"]
+            name = next((k for k in ("exact_match", "acc_norm", "acc") if k in metrics), names[0] if names else None)
+            if name is not None:
+                stderr = metrics.get(f"{name}_stderr")
+                spread = f" ± {stderr:.3f}" if isinstance(stderr, float) else ""
+                lines.append(f"lm-eval eval@{r} {task}: {name} {_fmt(metrics[name])}{spread} "
+                             f"({metrics.get('samples', '?')} samples)")
+    return lines

@@ -26,9 +26,11 @@ from middo.signals.judge_prompts import (
 GOOD = 9
 """The rating of an aspect with nothing wrong (a judge keeps 10 for the exceptional)."""
 _SAMPLE = re.compile(
-    rf"{re.escape(PROMPT_OPEN)}\n(.*)\n{re.escape(PROMPT_CLOSE)}\n\n{re.escape(RESPONSE_OPEN)}\n(.*)\n{re.escape(RESPONSE_CLOSE)}",
+    rf"{re.escape(PROMPT_OPEN)}\n(.*?)\n{re.escape(PROMPT_CLOSE)}\n\n"
+    rf"(?:{re.escape(RESPONSE_OPEN)}\n(.*)\n{re.escape(RESPONSE_CLOSE)}\n\n)?",
     re.DOTALL,
 )
+"""The sample block of a rating prompt; the response part is absent from the prompt questions (seen alone)."""
 
 
 def is_rating_request(user: str) -> bool:
@@ -42,7 +44,7 @@ def rate(user: str) -> int | None:
     aspect, match = _aspect(user), _SAMPLE.search(user)
     if aspect is None or match is None:
         return None
-    return sample_ratings(match.group(1), match.group(2))[aspect]
+    return sample_ratings(match.group(1), match.group(2) or "")[aspect]  # prompt ratings never read the response
 
 
 def sample_ratings(prompt: str, response: str) -> dict[str, int]:

@@ -24,6 +24,9 @@ class ModelConfig:
     """Chat template when the tokenizer has none: `chatml` or a Jinja string; null uses the tokenizer's own."""
     device: str | None = None
     """Torch device (`cpu`, `cuda`, `cuda:1`); null picks CUDA when available."""
+    trust_remote_code: bool = False
+    """Run the Python code a model repo ships (transformers' `trust_remote_code`) when loading M0 and the round models;
+    off, such a model is refused with a message, never a terminal prompt. Turn on only for code you trust."""
 
     def __post_init__(self) -> None:
         check(bool(self.base), "model.base is empty; set it to a model dir, a hub id or a .gguf file")
@@ -102,8 +105,9 @@ class TrainConfig:
     """Stop after this many optimiser steps (null: run all epochs)."""
     bf16: bool | None = None
     """bf16 mixed precision; null: on when the GPU supports it, off on CPU (true on a CPU is an error)."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: much less memory for about a third more compute."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass: much less memory for about a third more compute (on by default,
+    as in TRL; off for speed when memory allows)."""
     lora: LoraSettings | None = None
     """Low-rank adapters (peft) instead of a full fine-tune; null: full fine-tune (the paper's)."""
     save_steps: int = 200
@@ -147,9 +151,12 @@ class TrainConfig:
               "processes, e.g. `srun --ntasks-per-node 8 python`")  # fmt: skip
 
 
+HARNESS_BACKENDS = ("hf", "vllm", "local-completions", "local-chat-completions")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """Section `eval`: held-out NLL and greedy exact-match accuracy."""
+    """Section `eval`: held-out NLL and greedy exact match, plus benchmark tasks through lm-evaluation-harness."""
 
     token_budget: int = 8192
     """Padded tokens per batch of the NLL pass."""
@@ -159,11 +166,47 @@ class EvalConfig:
     """Generation length for samples with a checkable answer (`meta.answer`)."""
     group_by: str | None = None
     """A `meta` key whose values break exact match down by group (`exact_match_by_<key>`); null: no breakdown."""
+    exact_match: bool = True
+    """Greedy exact match on held-out samples with `meta.answer` (middo's own); off when an lm-eval task in `tasks`
+    scores the same set, as the demo's `middo_demo` does, so the answers are not generated twice."""
+    tasks: list[str] = field(default_factory=list)
+    """lm-eval tasks: registered names or groups (`mmlu`, `gsm8k`, `ifeval`) and paths to task dirs or YAML files of
+    your own; empty: the held-out metrics only. Local paths become deps of the eval stages (`middo unroll`)."""
+    backend: Literal[HARNESS_BACKENDS] = "hf"
+    """How the harness runs the model: `hf` (in process, the model middo loads), `vllm` (lm-eval's vLLM backend on
+    the model dir; needs vllm), `local-completions` / `local-chat-completions` (an OpenAI-compatible server at
+    `base_url` serving the stage's model; chat completions cannot score loglikelihood tasks)."""
+    base_url: str | None = None
+    """Endpoint of the `local-*` backends, e.g. http://localhost:8000/v1/completions."""
+    num_fewshot: int | None = None
+    """Few-shot examples per prompt for every task; null: each task's own default (0 when it has none)."""
+    limit: int | None = None
+    """At most this many examples per task (a quick check: scores are then not comparable with published ones)."""
+    batch_size: int = 8
+    """Requests per batch in the harness (`hf`, `vllm`) or concurrent requests (`local-*`)."""
+    gen_kwargs: dict = field(default_factory=dict)
+    """Generation settings overriding every generate task's own, e.g. {max_gen_toks: 512}; {}: the tasks' own."""
+    chat_template: bool = True
+    """Render harness prompts with the model's chat template (few-shot examples as turns), as for a chat model."""
+    model_args: dict = field(default_factory=dict)
+    """Further arguments of the harness backend, passed as they are (e.g. {gpu_memory_utilization: 0.8} for vllm)."""
+    unsafe_code: bool = False
+    """Allow tasks that execute the model's generated code (HumanEval, MBPP); turn on only inside a sandbox."""
 
     def __post_init__(self) -> None:
         check(self.token_budget >= 16, f"eval.token_budget = {self.token_budget}; use at least 16 tokens")
         check(self.gen_batch_size >= 1, f"eval.gen_batch_size = {self.gen_batch_size}; use 1 or more")
         check(self.max_new_tokens >= 1, f"eval.max_new_tokens = {self.max_new_tokens}; use 1 or more")
+        check(all(isinstance(t, str) and t.strip() for t in self.tasks), "eval.tasks holds an empty name; remove it")
+        check(len(set(self.tasks)) == len(self.tasks), f"eval.tasks = {self.tasks} names a task twice")
+        check(self.limit is None or self.limit >= 1,
+              f"eval.limit = {self.limit}; use null (every example) or 1 or more examples per task")  # fmt: skip
+        check(self.num_fewshot is None or self.num_fewshot >= 0,
+              f"eval.num_fewshot = {self.num_fewshot}; use null or 0 or more")  # fmt: skip
+        check(self.batch_size >= 1, f"eval.batch_size = {self.batch_size}; use 1 or more")
+        check(not self.backend.startswith("local-") or bool(self.base_url),
+              f"eval.backend is {self.backend} but eval.base_url is not set; give the server's URL, e.g. "
+              "http://localhost:8000/v1/completions")  # fmt: skip
 
 
 @dataclass(frozen=True)

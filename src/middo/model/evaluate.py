@@ -1,4 +1,5 @@
-"""Held-out evaluation: mean assistant-token NLL, and greedy exact-match accuracy on checkable answers."""
+"""Held-out evaluation: mean assistant-token NLL, greedy exact-match accuracy on checkable answers, and the
+benchmark tasks of `eval.tasks` through lm-evaluation-harness (`middo.model.harness`)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from middo.data.schema import prompt_messages, read_samples, sample_meta
 from middo.errors import InputError
-from middo.log import write_metrics
+from middo.log import get_logger, write_metrics
+from middo.model import harness, harness_run
 from middo.model.batching import pad_left
 from middo.model.config import EvalConfig, ModelConfig
+from middo.model.encode import ensure_chat_template
 from middo.model.forward import context_length, nll_forward
 from middo.model.load import load_model
+
+log = get_logger("middo.model.evaluate")
 
 
 def normalise(text: str) -> str:
@@ -107,11 +112,37 @@ class EvalPaths:
 
 
 def run_eval(paths: EvalPaths, config: EvalConfig, model_config: ModelConfig) -> dict:
-    """Evaluate the model at `paths.model` on the held-out set; write the metrics."""
-    model, tokenizer = load_model(paths.model, device=model_config.device, dtype=model_config.dtype)
+    """Evaluate the model at `paths.model` on the held-out set and `eval.tasks`; write the metrics.
+
+    The tasks are resolved, their data read and checked against the backend before the model loads, so a wrong
+    task name or a missing data file costs seconds. `paths.model` equal to `model.base` is M0 (its `gguf_file`)."""
+    tasks = harness.prepare_tasks(config, paths.data) if config.tasks else None
+    gguf_file = model_config.gguf_file if str(paths.model) == str(Path(model_config.base)) else None
+    model, tokenizer = load_model(paths.model, gguf_file=gguf_file, device=model_config.device,
+                                  dtype=model_config.dtype, trust_remote_code=model_config.trust_remote_code)
     samples = read_samples(paths.data).select("id", "messages", "meta").to_dicts()
     metrics = evaluate_model(model, tokenizer, samples, config, model_config.max_length, model_config.chat_template)
+    if tasks is not None:
+        max_length = context_length(model, model_config.max_length)
+        if config.backend != "hf":  # vllm or a server loads the model itself: hand back the memory first
+            model = None
+            torch.cuda.empty_cache()
+        metrics["tasks"] = evaluate_tasks(tasks, config, paths.model, (model, tokenizer), model_config, max_length)
     write_metrics(metrics, paths.metrics)
+    return metrics
+
+
+def evaluate_tasks(tasks: harness.PreparedTasks, config: EvalConfig, model_dir: Path,
+                   loaded: tuple[PreTrainedModel | None, PreTrainedTokenizerBase], model_config: ModelConfig,
+                   max_length: int) -> dict:  # fmt: skip
+    """Each task's metrics (with stderr) from the harness; `loaded` is the (model, tokenizer) the `hf` backend runs."""
+    model, tokenizer = loaded
+    if config.chat_template and model_config.chat_template:
+        ensure_chat_template(tokenizer, model_config.chat_template)
+    lm, model_args = harness_run.harness_model(config, model_dir, model, tokenizer, max_length)
+    metrics = harness_run.task_metrics(harness_run.run_tasks(config, tasks, lm, model_args))
+    for task, values in metrics.items():
+        log.info("%s: %s", task, ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, float)))
     return metrics
 
 
@@ -142,6 +173,8 @@ def evaluate_model(
     }
     checkable = [(sample, answer) for sample in samples if (answer := answer_of(sample)) is not None]
     metrics["answer_samples"] = len(checkable)
+    if not config.exact_match:
+        return metrics
     if checkable:
         prompts = [prompt_messages(list(sample["messages"])) for sample, _ in checkable]
         predictions = generate_greedy(model, tokenizer, prompts, config.max_new_tokens, config.gen_batch_size,

@@ -66,12 +66,15 @@ def load_model(
     device: str | None = None,
     dtype: str = "auto",
     quantization=None,
+    trust_remote_code: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load `(model, tokenizer)` in eval mode on `device` with `dtype`.
 
     `name_or_path` is a local model dir, a hub id, or a `.gguf` file (or a dir plus `gguf_file`). GGUF weights
     are dequantised on every load (slow): convert once with `middo model convert-gguf GGUF --output DIR`.
     `quantization` (a transformers quantization config, e.g. 4-bit for QLoRA) loads the weights quantized.
+    `trust_remote_code` is always passed, so a model with its own code is refused (or run, when True), never asked
+    about on a terminal.
     """
     source, gguf_file = split_gguf(name_or_path, gguf_file)
     if looks_local(source) and not Path(source).is_dir():
@@ -80,10 +83,18 @@ def load_model(
     target = pick_device(device)
     torch_dtype = pick_dtype(dtype, target)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    extra["trust_remote_code"] = trust_remote_code
     loading = {"quantization_config": quantization, "device_map": {"": str(target)}} if quantization else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra, **loading)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise InputError(
+            f"model {source!r} ships its own Python code, which middo does not run unless told to; if you trust "
+            "that code, set model.trust_remote_code: true (teacher.trust_remote_code for a local teacher)"
+        ) from exc
     except OSError as exc:
         raise InputError(
             f"cannot load model {source!r}{f' ({gguf_file})' if gguf_file else ''}: {exc}; pass a local model dir "

@@ -64,7 +64,8 @@ def pretrain(
     schedule = TrainConfig(epochs=config.epochs, lr=config.lr, scheduler="cosine_with_min_lr", min_lr_ratio=0.1,
                            warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
                            batch_size=config.batch_size, max_grad_norm=config.max_grad_norm,
-                           max_steps=config.max_steps, save_steps=0, seed=config.seed)  # fmt: skip
+                           max_steps=config.max_steps, save_steps=0, seed=config.seed,
+                           gradient_checkpointing=False)  # fmt: skip
     bf16 = use_bf16(schedule, device)
     with tempfile.TemporaryDirectory(prefix="middo-pretrain-") as scratch:
         args = sft_config(schedule, Path(scratch), bf16, use_cpu=device.type == "cpu", progress=progress)

@@ -3,7 +3,8 @@ micro-batches (a fixed size or a token budget), checkpoints to resume from, and 
 
 The rows come from the same encoder as the score stage (`middo.model.encode`), so training and scoring count the same
 tokens whatever the chat template. TRL is told the rows are prepared (`skip_prepare_dataset`): it neither re-renders
-the template nor truncates; its fused, tiled LM head scores only the label positions.
+the template nor truncates; its fused, tiled LM head scores only the label positions (on a CPU too: see
+`fit_lm_head_to_cpu`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader, Sampler
+from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import SFTConfig, SFTTrainer
+from trl.kernels import chunked_logprob
+from trl.trainer import utils as trl_utils
 
 from middo.errors import ConfigError
 from middo.log import get_logger
@@ -42,6 +46,11 @@ MANAGED = {
     "output_dir": None, "report_to": None, "max_length": None, "dataset_kwargs": None,
 }  # fmt: skip
 """SFTConfig fields middo sets from its own params (name of the param), or always sets itself (None)."""
+CPU_HEAD_TILE_BYTES = 64 << 20
+"""On a CPU, TRL's LM-head tiles hold at most this many bytes of fp32 logits (512 tokens at a 32k vocabulary chunk)."""
+LOG_POINTS = 200
+"""Loss, learning rate and gradient norm are logged this many times a run (every step of a shorter run): each log
+costs a host synchronisation and DVCLive file writes, and a demo round has thousands of steps."""
 
 
 class LengthGroupedBatches(Sampler[list[int]]):
@@ -77,12 +86,42 @@ class StepBar(ProgressCallback):
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}")
 
 
+def fit_lm_head_to_cpu(vocab_size: int) -> None:
+    """Have TRL's fused LM head project only the label positions, in tiles of at most CPU_HEAD_TILE_BYTES, on a CPU.
+
+    TRL decides per call (`trl.trainer.utils._use_triton`): with Triton (CUDA, XPU) it projects the label positions;
+    elsewhere every position, to keep tile shapes fixed for graph compilers (Neuron). On a CPU nothing is compiled,
+    and the prompt and pad positions cost a third of a demo step. Its tiles of 4096 tokens x 32,768 vocabulary
+    entries are 0.5 GB each in fp32, several alive at once: on a CPU they are cut to 64 MiB (512 tokens at SmolLM2's
+    vocabulary; a small vocabulary keeps 4096). Only which rows are projected, and how many at once, change; the
+    kernels stay TRL's. Call it only in a process that trains on a CPU.
+    """
+    decide = getattr(trl_utils, "_use_triton", None)
+    if decide is None or not hasattr(chunked_logprob, "TOKEN_CHUNK_SIZE") or \
+            not hasattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE"):  # fmt: skip
+        log.warning("this trl lacks the LM-head settings middo tunes for a CPU: its LM head projects every position "
+                    "in large tiles (slower, more memory)")  # fmt: skip
+        return
+    vocab_chunk = min(vocab_size, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
+    chunked_logprob.TOKEN_CHUNK_SIZE = max(256, min(4096, CPU_HEAD_TILE_BYTES // (4 * vocab_chunk)))
+    if getattr(decide, "labels_only", False):
+        return
+
+    def labels_only(device: torch.device) -> bool:
+        return device.type == "cpu" or decide(device)
+
+    labels_only.labels_only = True
+    trl_utils._use_triton = labels_only
+
+
 class GroupedSFTTrainer(SFTTrainer):
     """SFTTrainer whose training batches come from a `LengthGroupedBatches` sampler, with a quiet progress bar."""
 
     def __init__(self, *args, batches: LengthGroupedBatches, **kwargs):
         self.batches = batches
         super().__init__(*args, **kwargs)
+        if self.args.device.type == "cpu":
+            fit_lm_head_to_cpu(self.model.config.get_text_config().vocab_size)
         for noisy in (PrinterCallback, ProgressCallback):
             self.remove_callback(noisy)
         if not self.args.disable_tqdm:
@@ -126,7 +165,7 @@ def sft_config(config: TrainConfig, output_dir: Path, bf16: bool, use_cpu: bool,
         gradient_accumulation_steps=config.grad_accum, max_grad_norm=config.max_grad_norm, bf16=bf16,
         activation_checkpointing=config.gradient_checkpointing, seed=config.seed, data_seed=config.seed,
         save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 1, save_total_limit=2,
-        logging_steps=1, report_to="none", disable_tqdm=not progress, use_cpu=use_cpu, max_length=None,
+        logging_steps=1 / LOG_POINTS, report_to="none", disable_tqdm=not progress, use_cpu=use_cpu, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True}, **config.extra,
     )  # fmt: skip
 
@@ -169,8 +208,34 @@ def fit(
                                 peft_config=peft_config, callbacks=list(callbacks), batches=batches)  # fmt: skip
     if resume:
         log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    hook = drop_right_padding_mask(model)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        if hook:
+            hook.remove()
     return FitResult(trainer, figures(trainer, result.metrics, len(batches)))
+
+
+def drop_right_padding_mask(model: PreTrainedModel) -> RemovableHandle | None:
+    """Have the transformer body run right-padded batches without their attention mask (SDPA and eager attention).
+
+    Under causal attention a real token of a right-padded row sees only earlier, real tokens, so its states are the
+    same without the mask; pad positions carry no label. Without a mask SDPA takes its fused causal kernel instead of
+    a materialised [T, T] mask (a quarter of a CPU forward). Flash attention keeps the mask: it skips the pads.
+    The trainer keeps the mask in its batch (TRL counts tokens with it). Returns the hook's handle (None: no hook).
+    """
+    if model.config._attn_implementation not in ("sdpa", "eager"):
+        return None
+    body = getattr(model, model.base_model_prefix)
+
+    def without_mask(module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is None or mask.dim() != 2 or not bool((mask[:, :-1] >= mask[:, 1:]).all()):
+            return None  # no mask, or padding that is not all on the right: keep it
+        return args, {**kwargs, "attention_mask": None}
+
+    return body.register_forward_pre_hook(without_mask, with_kwargs=True)
 
 
 def epoch_steps(n_batches: int, config: TrainConfig, processes: int) -> int:

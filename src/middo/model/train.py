@@ -26,6 +26,7 @@ from middo.log import get_logger, write_metrics
 from middo.model.config import LoraSettings, ModelConfig, TrainConfig
 from middo.model.forward import context_length, encode_samples
 from middo.model.load import load_model
+from middo.model.memory import return_freed_memory
 from middo.model.run_state import (
     fingerprint,
     finish_checkpoints,
@@ -37,6 +38,7 @@ from middo.model.run_state import (
 )
 from middo.model.sft import fit, sft_config, use_bf16
 from middo.model.weights import save_full, save_merged
+from middo.outputs import staging_path
 
 log = get_logger(__name__)
 
@@ -62,23 +64,38 @@ class TrainPaths:
 
 
 def run_train(paths: TrainPaths, config: TrainConfig, model_config: ModelConfig) -> dict:
-    """SFT of M0 on the dataset at `paths.data` (or reuse of `paths.reuse`); write the model and the metrics."""
+    """SFT of M0 on the dataset at `paths.data` (or reuse of `paths.reuse`); write the model and the metrics.
+
+    The model is written under a staging name and moved into place once complete, so a failed or killed run leaves
+    no half-written model dir (checkpoints and curves persist on purpose: a rerun resumes from them).
+    """
     samples = read_samples(paths.data).select("id", "messages").to_dicts()
     key = fingerprint(paths.base, (sample["messages"] for sample in samples), config, model_config)
     state = PartialState()
+    staged = staging_path(paths.output)
+    if state.is_main_process:
+        shutil.rmtree(staged, ignore_errors=True)  # left by a killed run
     record = reusable(paths.reuse, key)
     if record:
         metrics = {"reused_from": str(paths.reuse), "fingerprint": key, "samples": len(samples), "steps": 0}
         if state.is_main_process:
-            link_tree(paths.reuse, paths.output)
+            link_tree(paths.reuse, staged)
+            publish(staged, paths.output)
             write_reused_outputs(paths, key)
             write_metrics(metrics, paths.metrics)
             log.info("%s was trained on the same data and settings: reused it as %s", paths.reuse, paths.output)
         return metrics
-    metrics = train_sft(paths.base, samples, config, model_config, paths.output, paths.checkpoints, paths.live, key)
+    metrics = train_sft(paths.base, samples, config, model_config, staged, paths.checkpoints, paths.live, key)
     if state.is_main_process:
+        publish(staged, paths.output)
         write_metrics(metrics, paths.metrics)
     return metrics
+
+
+def publish(staged: Path, output: Path) -> None:
+    """Move the finished model dir `staged` to `output`, replacing an earlier one."""
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(staged, output)
 
 
 def write_reused_outputs(paths: TrainPaths, key: str) -> None:
@@ -113,6 +130,8 @@ def train_sft(
     state = PartialState()
     device = training_device(model_config, config, state)
     bf16 = use_bf16(config, device)
+    if device.type == "cpu" and config.gradient_checkpointing:  # memory before speed: see middo.model.memory
+        return_freed_memory()
     save_dtype = torch.bfloat16 if bf16 or model_config.dtype == "bfloat16" else torch.float32
     load_dtype = save_dtype if config.lora or model_config.dtype == "bfloat16" else torch.float32
     model, tokenizer = load_for_training(str(base), model_config, config, load_dtype, device)
@@ -136,7 +155,8 @@ def train_sft(
         result = fit(model, tokenizer, trainable, run_config, args, resume, peft_config, callbacks)
         output_dir = Path(output_dir)
         if peft_config:
-            loader = lambda dtype: load_model(str(base), model_config.gguf_file, "cpu", dtype=dtype_name(dtype))  # noqa: E731
+            loader = lambda dtype: load_model(str(base), model_config.gguf_file, "cpu", dtype=dtype_name(dtype),  # noqa: E731
+                                              trust_remote_code=model_config.trust_remote_code)
             save_merged(result.trainer, output_dir, loader, save_dtype)
         else:
             save_full(result.trainer, output_dir, save_dtype)
@@ -169,14 +189,16 @@ def load_for_training(base: str, model_config: ModelConfig, config: TrainConfig,
                       device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model to train, on the CPU (the trainer places it), or for QLoRA in 4-bit NF4 on this process's GPU."""
     if not (config.lora and config.lora.qlora):
-        return load_model(base, model_config.gguf_file, "cpu", dtype=dtype_name(dtype))
+        return load_model(base, model_config.gguf_file, "cpu", dtype=dtype_name(dtype),
+                          trust_remote_code=model_config.trust_remote_code)
     if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("train.lora.qlora needs a CUDA GPU and the bitsandbytes package (pip install bitsandbytes); "
                           "set it to false to train LoRA on an unquantized base")  # fmt: skip
     from transformers import BitsAndBytesConfig
 
     quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
-    return load_model(base, model_config.gguf_file, str(device), dtype=dtype_name(dtype), quantization=quantization)
+    return load_model(base, model_config.gguf_file, str(device), dtype=dtype_name(dtype), quantization=quantization,
+                      trust_remote_code=model_config.trust_remote_code)
 
 
 def training_device(model_config: ModelConfig, config: TrainConfig, state: PartialState) -> torch.device:

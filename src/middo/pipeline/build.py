@@ -4,9 +4,10 @@ Pure: no I/O, same input -> same output, stages in execution order. Stage names 
 only letters, digits, `_` and `-` in a name; `train@1` is reserved for `foreach`). The teacher request cache
 (`.middo-cache/`) is deliberately not an output, so `dvc repro` never deletes it.
 
-A `pretrain` section adds a stage that builds `model.base` from `pretrain.corpus` (the offline demo) and makes that
-model dir a dep of the stages that read M0; without it the base (a local path or a hub id) is tracked by the value
-of `model.base` (a param of those stages), not by its content.
+A `pretrain` section adds a stage that builds `model.base` from `pretrain.corpus` (the offline demo). Without it, a
+local base (`looks_like_local_model`: under `models/`, `./`, `../`, `/`, or a `.gguf` file) is a dep of the stages
+that read M0, so new weights at the same path re-run them; a hub id is tracked by the value of `model.base` only. A
+`local` teacher's model path is likewise a dep of refine (and of judge in `judge.mode: openai`).
 
 Values a user may change per experiment are not baked into commands: `model.base` and `pretrain.corpus` appear as
 DVC's `${...}` interpolation (resolved from params.yaml at run time, so `dvc exp run -S model.base=...` runs the new
@@ -19,23 +20,27 @@ The train stage runs under the launcher of `train.launcher`/`train.processes` as
 `${train.accelerate_config}`, also a dep) by interpolation, `command` puts `${train.launch_prefix}` before
 `-m stages.train` as written (unquoted: it is a command line, split by the shell). So `dvc exp run -S
 train.processes=4` or a new prefix runs without re-unrolling, but switching the launcher kind, or between one
-process and several, needs `middo unroll`. Checkpoints (`checkpoints/r<r>`) and the DVCLive dir are `persist`
-outputs outside the cache: a `dvc repro` after a kill resumes from them, and they never take space in `.dvc/cache`.
+process and several, needs `middo unroll`. The DVCLive dir is a `persist` output outside the cache, committed to
+git; checkpoints (`checkpoints/r<r>`, git-ignored) are no output at all: DVC never deletes them, so a `dvc repro`
+after a kill resumes from them, they never take space in `.dvc/cache`, and a clone without them is up to date.
 """
 
 from __future__ import annotations
 
 import shlex
+from pathlib import PurePosixPath
 from typing import Any
 
 from middo.config import section
 from middo.data.config import DataConfig
 from middo.errors import ConfigError
-from middo.model.config import ModelConfig, PretrainConfig, TrainConfig
+from middo.model.config import EvalConfig, ModelConfig, PretrainConfig, TrainConfig
+from middo.model.harness import is_path
 from middo.pipeline.config import LoopConfig
 from middo.pipeline.specs import STAGE_SPECS, stage_param_keys
 from middo.refine.config import RefineConfig
 from middo.signals.config import JudgeConfig
+from middo.teacher.config import TeacherConfig
 
 EVAL_DATA = "data/eval.parquet"
 BASE = "${model.base}"
@@ -59,14 +64,16 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
         raise ConfigError(f"rounds = {rounds!r}; pass a whole number of 1 or more (params.yaml: loop.rounds)")
     section(LoopConfig, params, "loop")
     data = section(DataConfig, params, "data")
-    section(ModelConfig, params, "model")
     pretrain = section(PretrainConfig, params, "pretrain") if "pretrain" in params else None
     launcher = train_launcher(section(TrainConfig, params, "train"))
-    builder = _Builder(package_dir, built_base=pretrain is not None, prompt_files=_prompt_files(params),
-                       train_launcher=launcher)  # fmt: skip
+    base = section(ModelConfig, params, "model").base
+    builder = _Builder(package_dir, built_base=pretrain is not None or looks_like_local_model(base),
+                       prompt_files=_input_files(params), train_launcher=launcher)  # fmt: skip
+    builder.eval_tasks = _eval_task_dirs(params)
     stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
     if pretrain is not None:
         stages["pretrain"] = builder.pretrain()
+    stages["eval-0"] = builder.eval(0)  # the baseline: M0 itself, re-run only when the base or eval settings change
     for r in range(1, rounds + 1):
         stages[f"train-{r}"] = builder.train(r)
         stages[f"score-{r}"] = builder.score(r)
@@ -80,12 +87,29 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     return {"stages": stages}
 
 
-def _prompt_files(params: dict[str, Any]) -> dict[str, list[str]]:
-    """Prompt template files of the user's (`judge.prompts`, `refine.prompts`), as deps of the stages that use them
-    (interpolated, so a changed path is followed; setting one that was null needs `middo unroll`)."""
-    judge_files = ["${judge.prompts}"] if section(JudgeConfig, params, "judge").prompts else []
+def _input_files(params: dict[str, Any]) -> dict[str, list[str]]:
+    """Prompt template files of the user's (`judge.prompts`, `refine.prompts`) and a local teacher's model, as deps of
+    the stages that use them (interpolated, so a changed path is followed; setting one that was null needs
+    `middo unroll`)."""
+    judge = section(JudgeConfig, params, "judge")
+    teacher = section(TeacherConfig, params, "teacher")
+    local_teacher = teacher.backend == "local" and looks_like_local_model(teacher.model)
+    teacher_files = ["${teacher.model}"] if local_teacher else []
+    judge_files = ["${judge.prompts}"] if judge.prompts else []
+    judge_files += teacher_files if judge.mode == "openai" else []
     refine_files = ["${refine.prompts}"] if section(RefineConfig, params, "refine").prompts else []
-    return {"judge": judge_files, "refine": [*judge_files, *refine_files]}
+    return {"judge": judge_files, "refine": list(dict.fromkeys([*judge_files, *refine_files, *teacher_files]))}
+
+
+def looks_like_local_model(spec: str) -> bool:
+    """A model path in or next to the project (`models/...`, `./`, `../`, `/`, a `.gguf` file), not a hub id."""
+    return spec.startswith(("models/", "./", "../", "/")) or spec.endswith(".gguf")
+
+
+def _eval_task_dirs(params: dict[str, Any]) -> list[str]:
+    """Local lm-eval task dirs of `eval.tasks` (a YAML file's dir), as deps of the eval stages (at unroll time)."""
+    paths = [PurePosixPath(spec) for spec in section(EvalConfig, params, "eval").tasks if is_path(spec)]
+    return list(dict.fromkeys(str(p.parent if p.suffix in (".yaml", ".yml") else p) for p in paths))
 
 
 def train_launcher(config: TrainConfig) -> tuple[str, list[str]]:
@@ -121,6 +145,7 @@ class _Builder:
     def __init__(self, package_dir: str | None, built_base: bool, prompt_files: dict[str, list[str]],
                  train_launcher: tuple[str, list[str]] = ("python", [])):  # fmt: skip
         self.package_dir = package_dir
+        self.eval_tasks: list[str] = []  # local lm-eval task dirs, deps of every eval stage
         self.base_deps = [BASE] if built_base else []
         self.prompt_files = prompt_files
         self.train_launcher = train_launcher
@@ -169,7 +194,9 @@ class _Builder:
         if r > 1:  # the previous round's model, reused when it was trained on the same data and settings
             args += ["--reuse", f"models/r{r - 1}"]
             deps.append(f"models/r{r - 1}")
-        outs = [f"models/r{r}", {checkpoints: {**PERSIST}}]
+        # checkpoints are this machine's state, not a result: undeclared, so DVC never deletes them (a killed run
+        # resumes) and a clone of the project, which has none, is still up to date
+        outs = [f"models/r{r}"]
         metrics = [f"{out}/train.json", {f"{live}/metrics.json": {**PERSIST}}]
         plots = [{f"{live}/plots/metrics": {**PERSIST, "x": "step"}}]  # DVCLive: one TSV per metric (step, value)
         return self._stage("train", args, deps, outs, metrics, plots, launcher)
@@ -214,10 +241,14 @@ class _Builder:
         out = f"data/r{r}"
         inputs = [f"{out}/flags.parquet", f"{out}/knn.parquet", f"{out}/embeddings", f"models/r{r}"]
         args = ["--data", dataset(r - 1), "--flags", inputs[0], "--knn", inputs[1], "--embeddings", inputs[2]]
-        args += ["--model", inputs[3], "--round", str(r), "--output", dataset(r), "--metrics", f"{out}/refine.json"]
-        deps = [dataset(r - 1), *inputs, *self.prompt_files["refine"]]
-        return self._stage("refine", args, deps, [dataset(r)], [f"{out}/refine.json"])
+        args += ["--base", BASE, "--model", inputs[3], "--round", str(r), "--output", dataset(r)]
+        args += ["--metrics", f"{out}/refine.json", "--log", f"{out}/refine_log.parquet"]
+        deps = [dataset(r - 1), *self.base_deps, *inputs, *self.prompt_files["refine"]]
+        return self._stage("refine", args, deps, [dataset(r), f"{out}/refine_log.parquet"], [f"{out}/refine.json"])
 
     def eval(self, r: int) -> dict:
-        args = ["--model", f"models/r{r}", "--data", EVAL_DATA, "--metrics", f"data/r{r}/eval.json"]
-        return self._stage("eval", args, [f"models/r{r}", EVAL_DATA], [], [f"data/r{r}/eval.json"])
+        """Eval of round r's model; r = 0 is the baseline, M0 itself."""
+        model = BASE if r == 0 else f"models/r{r}"
+        args = ["--model", model, "--data", EVAL_DATA, "--metrics", f"data/r{r}/eval.json"]
+        deps = [*(self.base_deps if r == 0 else [model]), EVAL_DATA, *self.eval_tasks]
+        return self._stage("eval", args, deps, [], [f"data/r{r}/eval.json"])

@@ -13,7 +13,7 @@ from middo.data.config import DataConfig
 from middo.errors import ConfigError
 from middo.model.config import EmbedConfig, EvalConfig, ModelConfig, PretrainConfig, TrainConfig
 from middo.pipeline.config import LoopConfig
-from middo.pipeline.specs import STAGE_SPECS
+from middo.pipeline.specs import STAGE_SPECS, UNTRACKED_PARAMS
 from middo.refine.config import RefineConfig
 from middo.selection.config import SelectConfig
 from middo.signals.config import ClusterConfig, JudgeConfig, ScoreConfig
@@ -70,8 +70,13 @@ def render_params(overrides: dict[str, dict[str, Any]] | None = None) -> str:
         values = {f.name: given[f.name] if f.name in given else _default(f, name) for f in dataclasses.fields(cls)}
         cls(**values)  # the written values must load
         doc = " ".join((cls.__doc__ or name).split())
-        used_by = ", ".join(readers(name)) or "`middo unroll` only"
+        absent = [kind for kind in OPTIONAL_SECTIONS if kind not in overrides]  # no such stage in this pipeline
+        used_by = ", ".join(kind for kind in readers(name) if kind not in absent) or "`middo unroll` only"
         lines = ["", *textwrap.wrap(doc, WIDTH, initial_indent="# ", subsequent_indent="# ")]
+        untracked = [key for key in values if f"{name}.{key}" in UNTRACKED_PARAMS]
+        if untracked:
+            note = f"Not tracked (cannot change a result, so changing one re-runs nothing): {', '.join(untracked)}."
+            lines += textwrap.wrap(note, WIDTH, initial_indent="# ", subsequent_indent="# ")
         lines += [f"# Read by: {used_by}.", f"{name}:"]
         docs = field_docs(cls)
         for key, value in values.items():

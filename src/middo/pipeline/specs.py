@@ -54,6 +54,24 @@ STAGE_SPECS: dict[str, StageSpec] = {
 }
 
 
+UNTRACKED_PARAMS: frozenset[str] = frozenset({
+    "teacher.api_key_env", "teacher.concurrency", "teacher.timeout_s", "teacher.max_retries",
+    "teacher.backoff_base_s", "teacher.backoff_max_s", "teacher.max_retry_after_s", "teacher.cache_path",
+    "teacher.mode", "teacher.batch_poll_s", "teacher.batch_retry", "teacher.rpm", "teacher.tpm",
+    "teacher.max_requests", "teacher.max_total_tokens", "teacher.prices", "teacher.max_cost",
+    "cluster.recall_queries",
+})
+"""Keys a stage reads that cannot change its outputs, so they are left out of every stage's `params:` and changing
+one re-runs nothing: how teacher requests are sent (how many at once, how long to wait, how often to retry, which
+variable holds the key, where replies are cached, live or as a batch, at what rate; a reply is the same whichever
+way it arrived, and a request that failed shows in the stage's failure counts), the spending caps (a cap that stops
+a request fails the stage, so no recorded output depends on one) and how many queries estimate the kNN recall (a
+diagnostic figure in the metrics). Batch sizes and token budgets stay tracked: a different batch can change float
+results in the last bits."""
+
+
 def stage_param_keys(kind: str) -> list[str]:
-    """The dotted params.yaml keys a stage kind reads, in section order then field order."""
-    return [key for cls, name in STAGE_SPECS[kind].sections for key in param_keys(cls, name)]
+    """The dotted params.yaml keys a stage kind tracks (`params:` in dvc.yaml): those it reads, in section order then
+    field order, less `UNTRACKED_PARAMS`."""
+    keys = [key for cls, name in STAGE_SPECS[kind].sections for key in param_keys(cls, name)]
+    return [key for key in keys if key not in UNTRACKED_PARAMS]

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from middo.config import load_params, section
+from middo.outputs import check_file_target
 from middo.pipeline.build import build_pipeline
 from middo.pipeline.config import LoopConfig
 
@@ -36,7 +37,7 @@ def unroll(
     params = load_params(params_path)
     if rounds is None:
         rounds = section(LoopConfig, params, "loop").rounds
-    output = Path(output)
+    output = check_file_target(output)
     pipeline = build_pipeline(rounds, params, package_dir=library_dir(output.resolve().parent))
     output.write_text(render_pipeline(pipeline, rounds), encoding="utf-8")
     return output

@@ -7,15 +7,23 @@ from here:
 - The system message's first line is exactly `Operation: <op>`, <op> one of `simplify`, `improve`, `synthesize`
   (these write a new prompt) or `respond` (this writes the response to a new prompt).
 - The sample being worked on is in the user message between `SAMPLE_OPEN` and `SAMPLE_CLOSE`: its prompt text and,
-  for simplify and improve, its original response between `RESPONSE_OPEN` and `RESPONSE_CLOSE` inside the sample.
+  for simplify and improve, its original response between `RESPONSE_OPEN` and `RESPONSE_CLOSE` inside the sample
+  (absent under `refine.show_response: false`).
 - A synthesize request carries one hint per neighbour, each between `HINT_OPEN` and `HINT_CLOSE`, after the sample.
 - A respond request carries the new prompt between `PROMPT_OPEN` and `PROMPT_CLOSE`.
 - A sample that an earlier round already worked on carries, after the sample (and hints), one note per earlier
   attempt of the same operation between `EARLIER_OPEN` and `EARLIER_CLOSE`.
-- The reply puts its final content between `FINAL_OPEN` and `FINAL_CLOSE` (see `middo.refine.parse`).
+- The reply puts its final content between `FINAL_OPEN` and `FINAL_CLOSE` (see `middo.refine.parse`); under
+  `refine.reply_format: json` a new prompt comes as the JSON object of `REPLY_SCHEMA` instead (requested as the
+  `response_format` `JSON_FORMAT`) and a response is the whole assistant message.
+- Text from the data (a sample, a hint, an earlier note, a new prompt) never holds a marker: `fence` writes any
+  marker-shaped tag in it (`</sample>`, `< FINAL >`, ...) with `&lt;` and `&gt;`, so the only markers in a request are
+  the contract's own, and a teacher that echoes the data cannot forge a `<final>` block.
 """
 
 from __future__ import annotations
+
+import re
 
 from middo.data.schema import REFINE_OPS
 
@@ -43,3 +51,29 @@ def operation_of(system: str) -> str | None:
     """The operation named on the first line of a refine request's system message, or None."""
     first_line = system.splitlines()[0] if system else ""
     return first_line[len(OPERATION_PREFIX):].strip() if first_line.startswith(OPERATION_PREFIX) else None
+
+TAG_NAMES = ("sample", "response", "hint", "prompt", "earlier", "final")
+_MARKER_SHAPED = re.compile(r"<(\s*/?\s*(?:" + "|".join(TAG_NAMES) + r")\s*)>", re.IGNORECASE)
+
+
+def fence(text: str) -> str:
+    """`text` with every marker-shaped tag (any case, any spacing) written as `&lt;...&gt;`: data cannot speak the
+    contract's markers."""
+    return _MARKER_SHAPED.sub(r"&lt;\1&gt;", text)
+
+
+REPLY_FIELD = "text"
+REPLY_SCHEMA = {"type": "object", "properties": {REPLY_FIELD: {"type": "string"}}, "required": [REPLY_FIELD],
+                "additionalProperties": False}
+"""The JSON object a new prompt comes in under `refine.reply_format: json`."""
+JSON_FORMAT = {"type": "json_schema", "json_schema": {"name": "refine_reply", "strict": True, "schema": REPLY_SCHEMA}}
+"""The OpenAI `response_format` of a prompt-phase request under `refine.reply_format: json`."""
+JSON_BACKENDS = ("openai", "local")
+"""Teacher backends whose replies `refine.reply_format: auto` asks for as JSON."""
+
+
+def resolve_reply_format(reply_format: str, backend: str) -> str:
+    """`json` or `markers`: `auto` is `json` for the backends of `JSON_BACKENDS`, `markers` otherwise."""
+    if reply_format != "auto":
+        return reply_format
+    return "json" if backend in JSON_BACKENDS else "markers"

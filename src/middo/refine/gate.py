@@ -4,8 +4,10 @@ Checks, in order (the first that fails names the rejection): `empty` (a blank tu
 response as the parent, up to case and spacing), `duplicate` (its id is already in D(r-1) or among the accepted
 children), `near_duplicate` (cosine above `dup_threshold` between prompt embeddings centred on D(r-1)'s mean
 embedding, to a sample of D(r-1) or to an accepted child), `signal` (judged by the signal that flagged the parent:
-lower loss under Mr for simplify, higher rating for improve, knn_sim below the dataset's mean for synthesize, with
+lower loss under M0 for simplify, higher rating for improve, knn_sim below the dataset's mean for synthesize, with
 knn_sim as the cluster stage computes it: mean cosine to the k nearest, centred when `cluster.center` is on).
+Simplify is scored under M0, which saw neither parent nor child: Mr was trained on the parent, so under Mr the
+parent's loss is low for having been learnt and the comparison favours keeping it.
 With the gate off only `duplicate` applies: ids must stay unique.
 """
 
@@ -93,6 +95,7 @@ class Gate:
     reference: Reference
     dup_threshold: float
     loss_fn: Scorer
+    """Losses under M0 (a model that saw neither parent nor child), for the simplify check."""
     rate_fn: Scorer
     embed_fn: Embedder
     enabled: bool = True
@@ -178,7 +181,7 @@ class Gate:
 def _signal_ok(op: str, verdict: Verdict, mean_knn_sim: float) -> bool:
     scores = verdict.scores
     if op == "simplify":
-        child, parent, better, label = scores["loss"], scores["parent_loss"], "lower", "loss under Mr"
+        child, parent, better, label = scores["loss"], scores["parent_loss"], "lower", "loss under M0"
         ok = child < parent
     elif op == "improve":
         child, parent, better, label = scores["quality"], scores["parent_quality"], "higher", "judge rating"

@@ -36,7 +36,8 @@ def attempt_summary(attempt: Attempt) -> dict:
 
 
 def merge_round(previous: pl.DataFrame, attempts: list[Attempt], round_number: int) -> pl.DataFrame:
-    """D(r): D(r-1) in order, a replaced parent's row taken by its child, added children right after their parent."""
+    """D(r): D(r-1) in order, a replaced parent's row taken by its children (two when `refine.hard_and_low_quality`
+    is `both` and both are accepted), added children right after them."""
     touched = previous.with_row_index("_pos").filter(pl.col("id").is_in([a.task.parent for a in attempts]))
     position = dict(zip(touched["id"].to_list(), touched["_pos"].to_list(), strict=True))
     source = dict(zip(touched["id"].to_list(), touched["source"].to_list(), strict=True))
@@ -52,7 +53,7 @@ def merge_round(previous: pl.DataFrame, attempts: list[Attempt], round_number: i
                 "id": sample_id(attempt.child), "messages": attempt.child, "source": source[parent],
                 "round": round_number, "parent": parent, "op": attempt.task.op,
                 "meta": child_meta(meta[parent], attempt, round_number),
-                "_pos": position[parent], "_sub": 0 if replacing else 1 + order,
+                "_pos": position[parent], "_sub": 1 + order + (0 if replacing else len(attempts)),
             })
         tried.setdefault(parent, []).append(attempt)
     updates = {p: kept_meta(meta[p], tried[p], round_number) for p in tried if p not in replaced}
@@ -62,16 +63,19 @@ def merge_round(previous: pl.DataFrame, attempts: list[Attempt], round_number: i
                       pl.col("id").replace_strict(updates, default=pl.col("meta"), return_dtype=pl.Utf8).alias("meta"))
     )
     added = pl.DataFrame(children, schema={**SAMPLE_SCHEMA, "_pos": pl.Int64, "_sub": pl.Int64})
-    merged = pl.concat([kept.select(added.columns), added]).sort("_pos", "_sub")
+    merged = pl.concat([kept.select(added.columns), added]).sort("_pos", "_sub", maintain_order=True)
     return merged.drop("_pos", "_sub")
 
 
 def attempts_table(attempts: list[Attempt], round_number: int) -> pl.DataFrame:
-    """One row per attempt (the refine log): parent, op, outcome, phase, reason, child id, gate scores as JSON."""
+    """One row per attempt (the refine log): parent, op, outcome, phase, reason, child id, gate scores as JSON, and
+    the teacher's raw replies of both phases (`prompt_reply`, `response_reply`; null where no reply came)."""
     rows = [{**attempt_summary(a), "parent": a.task.parent, "round": round_number,
-             "scores": json.dumps(finite(a.scores), sort_keys=True, default=str)} for a in attempts]
+             "scores": json.dumps(finite(a.scores), sort_keys=True, default=str),
+             "prompt_reply": a.replies.get("prompt"), "response_reply": a.replies.get("response")} for a in attempts]
     schema = {"parent": pl.Utf8, "op": pl.Utf8, "variant": pl.Int64, "outcome": pl.Utf8, "phase": pl.Utf8,
-              "reason": pl.Utf8, "child": pl.Utf8, "round": pl.Int64, "scores": pl.Utf8}
+              "reason": pl.Utf8, "child": pl.Utf8, "round": pl.Int64, "scores": pl.Utf8, "prompt_reply": pl.Utf8,
+              "response_reply": pl.Utf8}
     return pl.DataFrame(rows, schema=schema).select(list(schema))
 
 

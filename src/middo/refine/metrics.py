@@ -33,6 +33,7 @@ def refine_metrics(attempts: list[Attempt], counts: dict[str, int], usage: dict,
     return {
         "gate": config.gate,
         "on_teacher_failure": config.on_teacher_failure,
+        "max_failure_rate": config.max_failure_rate,
         "ops": per_op,
         "total": total,
         "dataset": {**counts, "before": counts["kept"] + counts["replaced"],

@@ -1,12 +1,15 @@
 """The refine requests: instructions from a template file (`refine.prompts`), markers from `middo.refine.contract`.
 
 A prompt of several turns is shown as `role: content` lines; the child is one user turn (after the parent's system
-message, if any) and one assistant turn.
+message, if any) and one assistant turn. Every text from the data goes through `contract.fence`, so it can hold no
+marker. Simplify and improve requests show the parent's response unless `refine.show_response` is off; new prompts
+are answered as `refine.answer_style` says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from middo.data.schema import prompt_messages, response_text
@@ -28,10 +31,15 @@ from middo.refine.contract import (
     RESPONSE_OPEN,
     SAMPLE_CLOSE,
     SAMPLE_OPEN,
+    fence,
 )
 from middo.templates import load_template, require_texts
 
 OPERATIONS = (*PROMPT_OPS, RESPOND)
+OPTIONAL = ("respond_comprehensive", "with_response", "json_rule", "plain_rule")
+"""Template entries a user's copy may leave out (the packaged texts are used)."""
+RESPOND_KEYS = {"concise": RESPOND, "comprehensive": "respond_comprehensive"}
+"""`refine.answer_style` -> the template entry of the respond instruction."""
 
 
 @dataclass(frozen=True)
@@ -41,23 +49,30 @@ class RefinePrompts:
     systems: dict[str, str]
     source: str
     """Where the template came from (the packaged file or the user's path)."""
+    show_response: bool = True
+    """Simplify and improve requests show the parent's response (`refine.show_response`)."""
+    reply_format: str = "markers"
+    """`markers` or `json` (`refine.reply_format`, resolved): how the rules ask the teacher to reply."""
 
     def system_message(self, op: str) -> dict:
         """The system turn of an operation: `Operation: <op>`, the instruction, the final-marker rule."""
         return {"role": "system", "content": self.systems[op]}
 
     def rewrite(self, op: str, messages: list[dict], earlier: tuple[str, ...] = ()) -> list[dict]:
-        """A simplify or improve request: the sample's prompt and original response, then earlier attempts' notes."""
-        response = f"{RESPONSE_OPEN}\n{response_text(messages)}\n{RESPONSE_CLOSE}"
-        parts = [f"{SAMPLE_OPEN}\n{prompt_text(messages)}\n{response}\n{SAMPLE_CLOSE}", *earlier_parts(earlier)]
+        """A simplify or improve request: the sample's prompt (and original response when shown), then earlier
+        attempts' notes."""
+        shown = [fence(prompt_text(messages))]
+        if self.show_response:
+            shown.append(f"{RESPONSE_OPEN}\n{fence(response_text(messages))}\n{RESPONSE_CLOSE}")
+        parts = [f"{SAMPLE_OPEN}\n" + "\n".join(shown) + f"\n{SAMPLE_CLOSE}", *earlier_parts(earlier)]
         return [self.system_message(op), {"role": "user", "content": "\n".join(parts)}]
 
     def synthesize(self, messages: list[dict], hints: list[str], variant: int, variants: int,
                    earlier: tuple[str, ...] = ()) -> list[dict]:
         """A synthesize request: the sparse sample's prompt, one hint per neighbour, which variant this is, and notes
         on earlier attempts."""
-        parts = [f"{SAMPLE_OPEN}\n{prompt_text(messages)}\n{SAMPLE_CLOSE}"]
-        parts += [f"{HINT_OPEN}\n{hint}\n{HINT_CLOSE}" for hint in hints]
+        parts = [f"{SAMPLE_OPEN}\n{fence(prompt_text(messages))}\n{SAMPLE_CLOSE}"]
+        parts += [f"{HINT_OPEN}\n{fence(hint)}\n{HINT_CLOSE}" for hint in hints]
         if variants > 1:  # distinct requests, so the request cache does not return one task n times
             parts.append(f"Write variant {variant + 1} of {variants}: make it differ from the other variants.")
         parts += earlier_parts(earlier)
@@ -65,29 +80,45 @@ class RefinePrompts:
 
     def respond(self, new_prompt: str) -> list[dict]:
         """A respond request: the new prompt to answer."""
-        content = f"{PROMPT_OPEN}\n{new_prompt}\n{PROMPT_CLOSE}"
+        content = f"{PROMPT_OPEN}\n{fence(new_prompt)}\n{PROMPT_CLOSE}"
         return [self.system_message(RESPOND), {"role": "user", "content": content}]
 
 
-def load_refine_prompts(path: str | Path | None = None) -> RefinePrompts:
-    """The refine prompts of the template at `path` (`refine.prompts`), or the packaged ones when None."""
+def load_refine_prompts(path: str | Path | None = None, show_response: bool = True,
+                        answer_style: str = "concise", reply_format: str = "markers") -> RefinePrompts:
+    """The refine prompts of the template at `path` (`refine.prompts`), or the packaged ones when None, for
+    `refine.show_response`, `refine.answer_style` and the resolved `refine.reply_format` (`markers` or `json`)."""
     template, source = load_template(path, "refine.yaml", "refine.prompts")
     texts = require_texts(template, (*OPERATIONS, "final_rule"), source)
+    texts |= {key: template[key].strip() if isinstance(template.get(key), str) and template[key].strip()
+              else _packaged_text(key) for key in OPTIONAL}
     what = template.get("what")
     if not isinstance(what, dict) or any(not isinstance(what.get(op), str) for op in OPERATIONS):
         raise ConfigError(f"{source}: `what` must name, for each of {', '.join(OPERATIONS)}, what the reply holds")
-    systems = {op: _render(source, op, texts[op], texts["final_rule"], what[op]) for op in OPERATIONS}
-    return RefinePrompts(systems, source)
+    instructions = {op: texts[op] for op in OPERATIONS} | {RESPOND: texts[RESPOND_KEYS[answer_style]]}
+    if show_response:
+        instructions |= {op: f"{texts[op]} {texts['with_response']}" for op in ("simplify", "improve")}
+    rules = {op: texts["final_rule"] for op in OPERATIONS}
+    if reply_format == "json":
+        rules = {op: texts["plain_rule" if op == RESPOND else "json_rule"] for op in OPERATIONS}
+    systems = {op: _render(source, op, instructions[op], rules[op], what[op], reply_format == "markers")
+               for op in OPERATIONS}
+    return RefinePrompts(systems, source, show_response, reply_format)
 
 
-def _render(source: str, op: str, instruction: str, final_rule: str, what: str) -> str:
+@cache
+def _packaged_text(key: str) -> str:
+    return load_template(None, "refine.yaml", "refine.prompts")[0][key].strip()
+
+
+def _render(source: str, op: str, instruction: str, final_rule: str, what: str, markers: bool = True) -> str:
     try:
         text = instruction.format(**MARKERS) + "\n" + final_rule.format(**MARKERS, what=what)
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(f"{source}: the {op!r} instruction or final_rule has a bad placeholder ({exc}); use only "
                           f"{', '.join('{' + name + '}' for name in MARKERS)} and {{what}}, and {{{{ }}}} for braces"
                           ) from exc
-    if FINAL_OPEN not in text or FINAL_CLOSE not in text:
+    if markers and (FINAL_OPEN not in text or FINAL_CLOSE not in text):
         raise ConfigError(f"{source}: the {op!r} request never names {FINAL_OPEN} and {FINAL_CLOSE}; keep "
                           "{final_open} and {final_close} in final_rule, or no reply can be read")
     return f"{OPERATION_PREFIX}{op}\n{text}"
@@ -105,10 +136,10 @@ def earlier_parts(earlier: tuple[str, ...]) -> list[str]:
     """One tagged note per earlier attempt, then the request to write something different."""
     if not earlier:
         return []
-    notes = [f"{EARLIER_OPEN}\n{note}\n{EARLIER_CLOSE}" for note in earlier]
+    notes = [f"{EARLIER_OPEN}\n{fence(note)}\n{EARLIER_CLOSE}" for note in earlier]
     return [*notes, "Those earlier attempts are not to be repeated: write a different task."]
 
 
 def cut(text: str, limit: int) -> str:
-    """`text` shortened to `limit` characters, marked with `...` when cut."""
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+    """`text` shortened to `limit` characters, marked with `...` when cut; a limit of 0 keeps it whole."""
+    return text if limit == 0 or len(text) <= limit else text[: limit - 3].rstrip() + "..."

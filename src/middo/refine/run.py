@@ -10,6 +10,7 @@ from middo.errors import InputError
 from middo.log import get_logger, write_metrics
 from middo.model.config import EmbedConfig, ModelConfig
 from middo.refine.config import RefineConfig
+from middo.refine.contract import resolve_reply_format
 from middo.refine.gate import Embedder, Gate, Scorer
 from middo.refine.merge import attempts_table
 from middo.refine.prompts import load_refine_prompts
@@ -35,8 +36,11 @@ class RefinePaths:
     """Neighbours table of the round (Parquet)."""
     embeddings: Path
     """Prompt embeddings of D(r-1) under Mr (directory)."""
+    base: str
+    """Base model M0 (dir, hub id or .gguf): the gate compares the losses of a simplified child and its parent
+    under it, since Mr was trained on the parent and never saw the child."""
     model: Path
-    """Round model Mr (dir): child losses and embeddings, and the judge in its local modes."""
+    """Round model Mr (dir): child embeddings, and the judge in its local modes."""
     round: int
     """Round number r (written to new samples)."""
     output: Path
@@ -56,17 +60,24 @@ class GateScorers:
     embed: Embedder
 
 
-def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge, pooling: EmbedConfig) -> GateScorers:
-    """Loss and embeddings under Mr from one forward pass (loaded on first use; embeddings pooled as the score stage
-    pools them), ratings from the round's judge."""
-    scorer = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg, pooling)
+def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge, pooling: EmbedConfig,
+                  base: str | Path) -> GateScorers:
+    """Embeddings under Mr (pooled as the score stage pools them), losses under M0 at `base`, ratings from the
+    round's judge; each model is loaded on first use and one is held at a time."""
+    current = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg, pooling)
+    original = ModelScorer.from_path(base, refine_cfg.token_budget, model_cfg, None, gguf_file=model_cfg.gguf_file)
     rate_with_judge = judge_rater(judge)
 
+    def loss(samples: list[dict]) -> dict[str, float]:
+        current.release()  # the gate embeds first, then scores losses, then rates
+        return original.loss(samples)
+
     def rate(samples: list[dict]) -> dict[str, float]:
-        scorer.release()  # the gate rates last; a local judge loads its own copy of Mr, so hold one at a time
+        current.release()
+        original.release()  # a local judge loads its own copy of Mr
         return rate_with_judge(samples)
 
-    return GateScorers(scorer.loss, rate, scorer.embed)
+    return GateScorers(loss, rate, current.embed)
 
 
 def run_refine(paths: RefinePaths, teacher: Teacher, refine_cfg: RefineConfig, judge: Judge, centered: bool,
@@ -80,12 +91,14 @@ def run_refine(paths: RefinePaths, teacher: Teacher, refine_cfg: RefineConfig, j
     """
     if paths.round < 1:
         raise InputError(f"--round {paths.round}: rounds count from 1 (round 0 is the seed set)")
-    prompts = load_refine_prompts(refine_cfg.prompts)
+    backend = getattr(getattr(teacher, "cfg", None), "backend", "")  # `auto` follows the teacher's backend
+    reply_format = resolve_reply_format(refine_cfg.reply_format, backend)
+    prompts = load_refine_prompts(refine_cfg.prompts, refine_cfg.show_response, refine_cfg.answer_style, reply_format)
     previous = read_samples(paths.data)
     flag_table, knn_table = read_table(paths.flags, "select"), read_table(paths.knn, "cluster")
     embedding_ids, vectors = load_embeddings(paths.embeddings)
     reference = build_reference(previous, embedding_ids, vectors, knn_table, centered)
-    scorers = scorers or model_scorers(judge.model_cfg, refine_cfg, judge, pooling)
+    scorers = scorers or model_scorers(judge.model_cfg, refine_cfg, judge, pooling, paths.base)
     gate = Gate(reference, refine_cfg.dup_threshold, scorers.loss, scorers.rate, scorers.embed, refine_cfg.gate)
     result = refine_round(previous, flag_table, knn_table, teacher, gate, refine_cfg, paths.round, temperature,
                           prompts)

@@ -29,6 +29,7 @@ class RoundOutputs:
     signals: dict[str, list[float]] = field(default_factory=dict)
     flags: pl.DataFrame | None = None
     dataset: pl.DataFrame | None = None
+    refine_log: pl.DataFrame | None = None
     train_loss: list[tuple[float, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -76,7 +77,8 @@ def _collect_round(root: Path, number: int) -> RoundOutputs:
                 out.signals[column] = frame[column].cast(pl.Float64).to_list()
     out.flags, problem = _read_parquet(folder / "flags.parquet")
     out.dataset, problem_dataset = _read_parquet(folder / "dataset.parquet")
-    out.problems += [p for p in (problem, problem_dataset) if p]
+    out.refine_log, problem_log = _read_parquet(folder / "refine_log.parquet")
+    out.problems += [p for p in (problem, problem_dataset, problem_log) if p]
     out.train_loss = _read_curve(folder / TRAIN_LOSS, "loss", out.problems)
     return out
 

@@ -12,6 +12,7 @@ import polars as pl
 import yaml
 
 from middo.errors import InputError
+from middo.outputs import check_file_target
 from middo.report.collect import FLAGS, flatten, numeric
 from middo.report.compare import compare
 from middo.report.markup import missing, table
@@ -19,6 +20,8 @@ from middo.report.revisions import Side
 
 HEADLINE_EVAL = ("exact_match", "nll")
 """Eval metrics shown per round; the full metrics stay in each revision's eval.json."""
+TASK_HEADLINES = ("exact_match", "acc", "acc_norm", "exact_match_strict-match", "prompt_level_strict_acc", "pass@1")
+"""Metrics of lm-eval tasks (`tasks.<task>.<metric>` in eval.json) shown per round."""
 
 
 def build_comparison(project: str | Path, revs: tuple[str | None, str | None]) -> str:
@@ -38,7 +41,7 @@ def write_comparison(project: str | Path, revs: tuple[str | None, str | None], o
 
     head = f'<meta charset="utf-8"><title>middo comparison</title><style>{CSS}</style>'
     body = f"<h1>middo comparison: {escape(Path(project).resolve().name)}</h1>" + build_comparison(project, revs)
-    output = Path(output)
+    output = check_file_target(output)
     output.write_text(f"<!DOCTYPE html>\n<html><head>{head}</head><body>{body}</body></html>\n", encoding="utf-8")
     return output
 
@@ -82,7 +85,13 @@ def _figures(side: Side, r: int) -> dict[str, float | int]:
             figures[f"refine {key}"] = refine[key]
     evaluation = _metrics(side, f"data/r{r}/eval.json")
     figures |= {f"eval {key}": evaluation[key] for key in HEADLINE_EVAL if numeric(evaluation.get(key)) is not None}
-    return figures
+    tasks = {key: value for key, value in evaluation.items() if _is_task_headline(key) and numeric(value) is not None}
+    return figures | {f"eval {key}": value for key, value in tasks.items()}
+
+
+def _is_task_headline(key: str) -> bool:
+    """`tasks.<task>.<metric>` for a common headline metric of lm-eval tasks (stderr and breakdowns left out)."""
+    return key.startswith("tasks.") and key.rpartition(".")[2] in TASK_HEADLINES
 
 
 def _metrics(side: Side, path: str) -> dict:

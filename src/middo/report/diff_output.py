@@ -8,19 +8,24 @@ from middo.report.compare import Comparison, FlagChange
 from middo.report.diff import Change
 from middo.report.examples import format_example, lineage_examples
 
+LIMIT = 20
+"""Ids listed per category by default (`--limit 0` lists all): the summary lines come first either way."""
+
 
 def diff_lines(comparison: Comparison, names: tuple[str, str], limit: int, show: int) -> list[str]:
-    """Text lines: a header, counts (and per op), at most `limit` ids per category (0: all), flags, examples."""
+    """Text lines: the summary first (header, counts, per op, flags changed), then at most `limit` ids per category
+    (0: all), then examples."""
     diff = comparison.diff
     lines = [f"{names[0]} ({comparison.before.height} samples) -> {names[1]} ({comparison.after.height} samples)"]
     lines.append("  ".join(f"{name}: {count}" for name, count in diff.counts().items()))
     lines += [f"  {name} by op: {_ops(counts)}" for name, counts in diff.by_op().items() if counts]
+    if comparison.flag_changes is not None:
+        lines.append(f"flags changed: {len(comparison.flag_changes)}")
     lines += _bounded([f"replaced {c.parent} -> {c.id} ({c.op})" for c in diff.replaced], limit)
     lines += _bounded([f"added    {c.id} ({c.op}, parent {c.parent})" for c in diff.added], limit)
     lines += _bounded([f"reverted {c.id} -> {c.parent} ({c.op} not made here)" for c in diff.reverted], limit)
     lines += _bounded([f"removed  {sample_id}" for sample_id in diff.removed], limit)
     if comparison.flag_changes is not None:
-        lines.append(f"flags changed: {len(comparison.flag_changes)}")
         lines += _bounded([_flag_line(change) for change in comparison.flag_changes], limit)
     changes = [*diff.replaced, *diff.added]
     for op in sorted({change.op for change in changes} if show else ()):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 from pathlib import Path
 
+from middo.outputs import check_file_target
 from middo.report import svg
 from middo.report.collect import ProjectOutputs, RoundOutputs, collect_project, flatten, numeric
 from middo.report.diff import diff_datasets
@@ -19,7 +21,7 @@ table{border-collapse:collapse;margin:6px 0;font-size:13px}td,th{border:1px soli
 th{background:#eef2f7}.missing{color:#a33;font-style:italic}.charts{display:flex;flex-wrap:wrap;gap:12px}
 .example{display:grid;grid-template-columns:1fr 1fr;gap:8px;margin:8px 0 16px;font-size:13px}
 .example pre{white-space:pre-wrap;background:#f6f6f6;border:1px solid #ddd;padding:6px;margin:0;max-height:220px;
-overflow:auto}.note{color:#666;font-size:13px}
+overflow:auto}.note{color:#666;font-size:13px}.warning{border:2px solid #c00;background:#fee;padding:4px 8px}
 """
 HEADLINE = re.compile(r"nll|loss|perplexity|exact|match|acc|score", re.IGNORECASE)
 """Eval metrics charted by round; the others (counts) are only listed in the table."""
@@ -43,7 +45,7 @@ def build_report(root: str | Path = ".") -> str:
 
 def write_report(root: str | Path = ".", output: str | Path = "report.html") -> Path:
     """Build the report of `root` and write it to `output`."""
-    output = Path(output)
+    output = check_file_target(output)
     output.write_text(build_report(root), encoding="utf-8")
     return output
 
@@ -78,18 +80,45 @@ def _summary(project: ProjectOutputs) -> str:
 
 
 def _eval_section(project: ProjectOutputs) -> str:
-    numbers = [outputs.number for outputs in project.rounds]
+    evals = [(outputs.number, outputs.metrics.get("eval")) for outputs in project.rounds]
+    baseline = _baseline_eval(project.root)
+    evals = [(0, baseline), *evals] if baseline is not None else evals
+    numbers = [number for number, _ in evals]
     series: dict[str, dict[int, float | None]] = {}
-    for outputs in project.rounds:
-        for key, value in flatten(outputs.metrics.get("eval")).items():
+    for number, metrics in evals:
+        for key, value in flatten(metrics).items():
             if numeric(value) is not None:
-                series.setdefault(key, {})[outputs.number] = numeric(value)
+                series.setdefault(key, {})[number] = numeric(value)
     if not series:
         return "<h2>Held-out evaluation by round</h2>" + missing("eval metrics (data/r<n>/eval.json)")
     # per-group breakdowns (e.g. exact_match_by_family.*) go to the table only: one chart each would drown the page
-    headline = {key: points for key, points in series.items() if HEADLINE.search(key) and "_by_" not in key} or series
+    own = {key: points for key, points in series.items() if not key.startswith("tasks.")}
+    headline = {key: points for key, points in own.items() if HEADLINE.search(key) and "_by_" not in key} or own
     charts = "".join(svg.lines_by_round({key: points}, numbers, key) for key, points in sorted(headline.items()))
+    charts += "".join(svg.lines_by_round(points, numbers, f"lm-eval {task}")
+                      for task, points in sorted(_task_series(series).items()))  # fmt: skip
     rows = [(key, *[points.get(n) for n in numbers]) for key, points in sorted(series.items())]
     values = table(rows, ("metric", *[f"round {n}" for n in numbers]))
-    note = "Round 1 is the model trained on the seed set; the last round is the model trained on the final dataset."
+    note = ("Round 0 is the base model M0; round 1 the model trained on the seed set; the last round the model "
+            "trained on the final dataset. `tasks.*` are lm-evaluation-harness tasks (each with its stderr).")
     return f'<h2>Held-out evaluation by round</h2><p class="note">{note}</p><div class="charts">{charts}</div>{values}'
+
+
+def _task_series(series: dict[str, dict[int, float | None]]) -> dict[str, dict[str, dict[int, float | None]]]:
+    """lm-eval task -> metric -> points by round, from the `tasks.<task>.<metric>` keys (no stderr, no counts)."""
+    by_task: dict[str, dict[str, dict[int, float | None]]] = {}
+    for key, points in series.items():
+        if key.startswith("tasks.") and not key.endswith(("_stderr", ".samples")):
+            task, _, metric = key.removeprefix("tasks.").rpartition(".")
+            by_task.setdefault(task, {})[metric] = points
+    return by_task
+
+
+def _baseline_eval(root: Path) -> dict | None:
+    """The base model's metrics (`data/r0/eval.json`, stage eval-0), or None when absent or unreadable."""
+    path = root / "data/r0/eval.json"
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) else None

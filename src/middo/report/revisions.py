@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import yaml
 
+from middo.config import section
 from middo.data.schema import validate_samples
 from middo.errors import InputError
+from middo.pipeline.config import LoopConfig
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,13 @@ class Side:
             return self.read_bytes(path, "")
         except InputError:
             return None
+
+    def round_spec(self, spec: str) -> str:
+        """`spec` with `last` replaced by this side's last round (`loop.rounds` of its params.yaml)."""
+        if spec != "last":
+            return spec
+        params = yaml.safe_load(self.read_bytes("params.yaml", "run this in a middo project or pass --project"))
+        return str(section(LoopConfig, params or {}, "loop").rounds)
 
     def dataset(self, spec: str) -> pl.DataFrame:
         """A round number (`2`: `data/r2/dataset.parquet`) or a dataset file path, validated against the schema."""

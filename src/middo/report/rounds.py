@@ -13,6 +13,7 @@ from middo.report.examples import Example, lineage_examples
 from middo.report.markup import missing, table
 
 EXAMPLES_PER_OP = 2
+REPLIES_PER_OP = 3
 PREVIEW_CHARS = 600
 STAGE_METRICS = ("train", "score", "cluster", "judge", "select", "eval")
 
@@ -23,12 +24,27 @@ def round_section(outputs: RoundOutputs, previous: pl.DataFrame | None) -> str:
     if all(value is None for value in outputs.metrics.values()) and outputs.dataset is None:
         parts.append(missing(f"all outputs of round {outputs.number} (not run yet)"))
         return "".join(parts)
-    parts += [training(outputs), _flags(outputs), _signals(outputs), _refine(outputs), _examples(outputs, previous)]
+    parts += [signal_health(outputs), training(outputs), _flags(outputs), _signals(outputs), _refine(outputs),
+              teacher_replies(outputs.refine_log), _examples(outputs, previous)]
     parts.append(other_metrics(outputs))
     if outputs.problems:
         parts.append("<h3>Unreadable files</h3><ul>" + "".join(f"<li>{escape(p)}</li>" for p in outputs.problems))
         parts.append("</ul>")
     return "".join(parts)
+
+
+def signal_health(outputs: RoundOutputs) -> str:
+    """A warning at the top of the round when the judge found its quality signal unusable, or select had none."""
+    judge = outputs.metrics.get("judge") or {}
+    health = judge.get("health") if isinstance(judge.get("health"), dict) else {}
+    unusable = (outputs.metrics.get("select") or {}).get("unusable_signals") or {}
+    lines = [f"quality signal UNUSABLE{' and dropped' if health.get('dropped') else ''}: {problem}"
+             for problem in health.get("problems") or []]
+    lines += [f"select: {name} unusable ({why}); its flag flagged nothing" for name, why in unusable.items()]
+    if not lines:
+        return ""
+    return '<div class="warning"><b>Signal health</b><ul>' + "".join(f"<li>{escape(str(x))}</li>" for x in lines) \
+        + "</ul></div>"
 
 
 def training(outputs: RoundOutputs) -> str:
@@ -95,6 +111,30 @@ def _refine(outputs: RoundOutputs) -> str:
         parts.append("<details><summary>all refine metrics</summary>" + table(other, ("metric", "value")))
         parts.append("</details>")
     return "".join(parts)
+
+
+def teacher_replies(log: pl.DataFrame | None, per_op: int = REPLIES_PER_OP) -> str:
+    """A few raw teacher replies per operation from the refine log, those that yielded no child first."""
+    if log is None or "prompt_reply" not in log.columns or log.is_empty():
+        return ""
+    parts = ["<h3>Teacher replies (raw, from refine_log.parquet)</h3>"]
+    ranked = log.with_columns((pl.col("outcome") == "accepted").alias("_ok")).sort("_ok", maintain_order=True)
+    for op in sorted(set(log["op"].to_list())):
+        rows = ranked.filter(pl.col("op") == op).head(per_op).iter_rows(named=True)
+        parts.append(f"<h4>{escape(op)}</h4>" + "".join(_reply_block(row) for row in rows))
+    return "".join(parts)
+
+
+def _reply_block(row: dict) -> str:
+    def pre(label: str, text: str | None) -> str:
+        if text is None:
+            return f"<div><b>{label}</b> <i>no reply</i></div>"
+        shown = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " [...]"
+        return f"<div><b>{label}</b><pre>{escape(shown)}</pre></div>"
+
+    head = f"{row['outcome']}" + (f": {row['reason']}" if row.get("reason") else "")
+    return f'<p class="note"><code>{escape(str(row["parent"]))}</code> {escape(head)}</p><div class="example">' \
+           f'{pre("prompt phase", row["prompt_reply"])}{pre("response phase", row["response_reply"])}</div>'
 
 
 def _per_op_table(ops: dict) -> str:

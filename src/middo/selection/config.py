@@ -21,6 +21,9 @@ class SelectConfig:
     """σ multiplier of `sparse`: knn_sim < μ − m·σ."""
     m_quality: float = 1.0
     """σ multiplier of `low_quality`: quality < μ − m·σ (NaN ratings never flag)."""
+    quality_std: Literal["population", "sample"] = "population"
+    """σ of `quality`: `population` (ddof 0, as every other signal) or `sample` (ddof 1, the reference's choice for
+    quality alone). The losses and knn_sim always use the population σ, as the reference does."""
     budget_complexity: float = 0.1
     """Mode `budget`: fraction of samples (with both losses) flagged `hard`, worst first."""
     budget_diversity: float = 0.1
@@ -41,6 +44,10 @@ class SelectConfig:
     def multiplier(self, signal: str) -> float:
         """The σ multiplier of `signal` (`complexity`, `diversity` or `quality`)."""
         return getattr(self, f"m_{signal}")
+
+    def ddof(self, column: str) -> int:
+        """Delta degrees of freedom of the σ of a signal column: 1 for `quality` under `quality_std: sample`."""
+        return int(column == "quality" and self.quality_std == "sample")
 
     def budget(self, signal: str) -> float:
         """The budget fraction of `signal`."""

@@ -38,11 +38,29 @@ def selection_metrics(selection: Selection, config: SelectConfig) -> dict:
         "stats": {name: dataclasses.asdict(stat) for name, stat in selection.stats.items()},
         "nan_counts": {name: stat.n_nan for name, stat in selection.stats.items()},
         "nan_ratings": selection.stats["quality"].n_nan,
+        "no_spread": no_spread_columns(selection),
+        "unusable_signals": unusable_signals(selection),
         "thresholds": selection.thresholds,
     }
     if config.mode != "sigma":  # what the σ-rule would have used (the random control draws its counts)
         summary["sigma_rule_thresholds"] = selection.sigma_thresholds
     return summary
+
+
+def unusable_signals(selection: Selection) -> dict[str, str]:
+    """Signal columns without a single finite value, and why: their flag flags nothing this round."""
+    out = {}
+    for name, stat in selection.stats.items():
+        if stat.n_nan == selection.flags.height and selection.flags.height:
+            why = "no finite value" + (": the judge dropped it (judge.on_unusable: drop) or rated nothing; see "
+                                       "judge.json `health`" if name == "quality" else "")
+            out[name] = why
+    return out
+
+
+def no_spread_columns(selection: Selection) -> list[str]:
+    """Signal columns whose σ counts as 0 (`rules.SIGMA_RTOL`): the flags that read them flag nothing."""
+    return [name for name, stat in selection.stats.items() if stat.std == 0]
 
 
 def histogram_table(selection: Selection, bins: int = PLOT_BINS) -> pl.DataFrame:

@@ -2,8 +2,10 @@
 
 Every signal has a badness score (higher = worse) on the samples where its values are finite: `hard` uses
 min(z_pre, z_cur) (both losses high), `sparse` −z(knn_sim), `low_quality` −z(quality), with z = (x − μ)/σ over
-the finite values (population σ). The σ-rule flags score > m (written out on the raw values); a budget flags the
-worst fraction by score; the random control draws the σ-rule's count uniformly. NaN values never flag.
+the finite values (population σ; `select.quality_std: sample` takes quality's sample σ). The σ-rule flags
+score > m (written out on the raw values); a budget flags the worst fraction by score; the random control draws
+the σ-rule's count uniformly. NaN values never flag. A column without spread (σ at rounding level, see
+`SIGMA_RTOL`) flags nothing in any mode: no sample stands out.
 """
 
 from __future__ import annotations
@@ -19,11 +21,26 @@ from middo.selection.config import SelectConfig
 SIGNALS = {"hard": "complexity", "sparse": "diversity", "low_quality": "quality"}
 """Flag name -> signal name (the suffix of its `m_*` and `budget_*` params)."""
 COLUMNS = {"hard": ("loss_pre", "loss_cur"), "sparse": ("knn_sim",), "low_quality": ("quality",)}
+SIGMA_RTOL = 1e-6
+"""σ ≤ SIGMA_RTOL · max(|μ|, SIGMA_FLOOR) counts as 0. The mean of a constant column is off by an ulp, so its σ is
+about 1e-16·|μ|, not 0, and `v < μ − m·σ` held for every row when m < 1. The signals are O(1) quantities (losses
+in nats, cosines, 0-10 ratings) computed in float32, whose relative precision is 1.2e-7: equal values computed in
+different batches differ by about that much. A spread below 1e-6 of the column's scale is rounding, not a difference
+between samples, and real spreads are many orders of magnitude larger."""
+SIGMA_FLOOR = 1.0
+"""Scale floor of the epsilon: a column centred near 0 (|μ| < 1) uses 1e-6 absolute, in the signal's own units,
+rather than a tolerance that shrinks with |μ| and would turn rounding noise around 0 into spread."""
+TIE_RTOL = 1e-12
+"""A value within TIE_RTOL · max(|μ|, σ, SIGMA_FLOOR) of its σ-rule threshold is at it, not beyond it, and does
+not flag (the rule is strict). Rounding in μ and σ is far below this, and exact ties are common: with two values,
+μ − σ is the smaller one exactly (population σ), and whether float64 put it a hair above or below decided its
+flag."""
 
 
 @dataclass(frozen=True)
 class Stat:
-    """Population mean and std over the finite values of one column, and how many were NaN/missing."""
+    """Population mean and std over the finite values of one column, and how many were NaN/missing; `std` is 0
+    when the column has no spread beyond rounding (`SIGMA_RTOL`)."""
 
     mean: float
     std: float
@@ -39,12 +56,22 @@ class FlagResult:
     thresholds: dict[str, float]
 
 
-def column_stat(values: np.ndarray) -> Stat:
-    """μ and σ (ddof=0) over the finite values; NaN if there are none."""
+def column_stat(values: np.ndarray, ddof: int = 0) -> Stat:
+    """μ and σ (`ddof` 0: population, 1: sample) over the finite values, σ at rounding level as 0; NaN if there
+    are none. A sample σ of a single value is 0 (nothing stands out), as a population σ is."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return Stat(math.nan, math.nan, int(values.size))
-    return Stat(float(finite.mean()), float(finite.std(ddof=0)), int(values.size - finite.size))
+    mean = float(finite.mean())
+    std = float(finite.std(ddof=ddof)) if finite.size > ddof else 0.0
+    if std <= SIGMA_RTOL * max(abs(mean), SIGMA_FLOOR):
+        std = 0.0
+    return Stat(mean, std, int(values.size - finite.size))
+
+
+def no_spread(flag: str, stats: dict[str, Stat]) -> bool:
+    """True when a column of `flag` has σ = 0: its values are equal, so nothing can stand out and nothing flags."""
+    return any(stats[name].std == 0 for name in COLUMNS[flag])
 
 
 def zscore(values: np.ndarray, stat: Stat) -> np.ndarray:
@@ -68,10 +95,12 @@ def sigma_flag(flag: str, m: float, columns: dict[str, np.ndarray], stats: dict[
     names = COLUMNS[flag]
     sign = 1.0 if flag == "hard" else -1.0  # losses flag high, similarity and quality flag low
     thresholds = {name: stats[name].mean + sign * m * stats[name].std for name in names}
-    mask = np.ones(len(columns[names[0]]), dtype=bool)
+    mask = np.full(len(columns[names[0]]), not no_spread(flag, stats))
     for name in names:
         values = np.nan_to_num(columns[name], nan=-sign * np.inf)  # NaN never passes a threshold
-        mask &= values > thresholds[name] if sign > 0 else values < thresholds[name]
+        stat = stats[name]
+        beyond = thresholds[name] + sign * TIE_RTOL * max(abs(stat.mean), stat.std, SIGMA_FLOOR)
+        mask &= values > beyond if sign > 0 else values < beyond
     op = ">" if sign > 0 else "<"
     reasons = _reasons(mask, lambda i: f"{flag}: " + " and ".join(
         f"{n} {columns[n][i]:.4g} {op} {thresholds[n]:.4g}" for n in names))
@@ -83,7 +112,7 @@ def budget_flag(flag: str, fraction: float, columns: dict[str, np.ndarray], stat
     """Flag round(fraction · n_finite) samples with the worst scores (ties broken by id)."""
     score = badness(flag, columns, stats)
     valid = np.flatnonzero(np.isfinite(score))
-    count = math.floor(fraction * valid.size + 0.5)
+    count = 0 if no_spread(flag, stats) else math.floor(fraction * valid.size + 0.5)
     ranked = pl.DataFrame({"row": valid, "badness": score[valid], "id": ids.gather(valid)})
     order = ranked.sort(["badness", "id"], descending=[True, False]).head(count)["row"].to_numpy()
     mask = np.zeros(score.size, dtype=bool)
@@ -138,7 +167,7 @@ def select_flags(joined: pl.DataFrame, config: SelectConfig) -> Selection:
     """Flag every row of `joined` (columns id, loss_pre, loss_cur, knn_sim, quality) as `config.mode` says."""
     names = [name for group in COLUMNS.values() for name in group]
     columns = {name: joined[name].cast(pl.Float64).fill_null(math.nan).to_numpy() for name in names}
-    stats = {name: column_stat(values) for name, values in columns.items()}
+    stats = {name: column_stat(values, config.ddof(name)) for name, values in columns.items()}
     ids = joined["id"]
     results, sigma = {}, {}
     for flag, signal in SIGNALS.items():

@@ -11,7 +11,7 @@ from middo.data.schema import read_samples
 from middo.errors import InputError
 from middo.log import get_logger, write_metrics
 from middo.selection.config import SelectConfig
-from middo.selection.metrics import histogram_table, selection_metrics
+from middo.selection.metrics import histogram_table, no_spread_columns, selection_metrics
 from middo.selection.rules import Selection, select_flags
 from middo.tables import join_by_id, read_table, write_table
 
@@ -66,4 +66,9 @@ def run_select(paths: SelectPaths, config: SelectConfig) -> Selection:
         histogram_table(selection).write_csv(paths.plot)
     log.info("select (%s): %s of %d samples flagged %s", config.mode, summary["counts"]["any"], summary["n_samples"],
              {k: v for k, v in summary["counts"].items() if k not in ("any", "none")})
+    for name, why in summary["unusable_signals"].items():
+        log.warning("select: signal %s is UNUSABLE (%s): its flag flags no sample this round", name, why)
+    for name in no_spread_columns(selection):
+        log.warning("select: %s has no spread (all %d finite values equal, to rounding): the flag that reads it flags "
+                    "nothing; check the stage that wrote it", name, summary["n_samples"] - selection.stats[name].n_nan)
     return selection

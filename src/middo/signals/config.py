@@ -77,14 +77,42 @@ class JudgeConfig:
     """Reply length in `generate` and `openai` modes; a rating needs only a few tokens."""
     top_logprobs: int = 20
     """`openai` mode: alternatives per reply token to ask for (servers cap it, OpenAI at 20)."""
-    min_score_mass: float = 0.0
-    """`logits` mode: a rating whose score tokens get less probability than this is NaN (0 keeps every rating)."""
+    min_score_mass: float = 0.25
+    """A rating whose score tokens ("0".."10") get less probability than this is NaN (`logits` mode; in `openai`
+    mode the reply text is read instead). Measured mean mass: SmolLM2-135M-Instruct rating itself 0.009, an
+    untrained tiny model 0.03 (neither answers with a number), the tests' tiny judges trained to answer 0.6 (0.48
+    at least, on samples they were not trained on). 0.25 sits an order of magnitude above models that do not
+    answer. 0 keeps every rating."""
     prompts: str | None = None
     """Template file of the rating prompts (a copy of middo/templates/judge.yaml, edited); null uses the packaged
     one."""
+    prompt_sees_response: bool = False
+    """Show the response to the three prompt-rating questions too. Off (the default, as in the reference): a prompt
+    is rated on itself, so its ratings cannot follow the response's quality. The response questions see both."""
+    parse: Literal["strict", "first_number"] = "strict"
+    """How a generated reply (`generate` mode, and `openai` replies without logprobs) becomes a rating: `strict`
+    reads a reply that is only a number 0-10; `first_number` (the reference's) takes the first number anywhere in
+    it, clipped to 0-10. A reply without a number is NaN in both, never 0."""
+    max_failure_rate: float = 0.2
+    """Largest fraction of the ratings that may be NaN (a failed request, an unreadable reply, too little score
+    mass); above it the quality signal is unusable and `on_unusable` decides: by default the stage fails and writes
+    nothing, so a round without a quality signal is never recorded as done. 1 allows any number of NaN ratings."""
+    min_quality_std: float = 0.2
+    """Smallest standard deviation of `quality` (0-10 scale, over the rated samples) of a usable signal. Below it
+    the ratings barely differ between samples, so the σ-rule would flag noise (`select.m_quality` σ's of almost
+    nothing): the quality signal is unusable (see `on_unusable`). 0.2 is a fifth of one score point."""
+    on_unusable: Literal["fail", "drop"] = "fail"
+    """What the judge stage does when the quality signal is unusable (too many NaN ratings or too little spread):
+    `fail` (the stage fails and writes nothing, saying what it measured) or `drop` (it writes the ratings with
+    `quality` NaN for every sample, so select flags no sample `low_quality`, and says so in judge.json, the log,
+    select.json and the report)."""
 
     def __post_init__(self) -> None:
         check(self.token_budget >= 64, f"judge.token_budget = {self.token_budget}; use at least 64 tokens")
         check(self.max_new_tokens >= 1, f"judge.max_new_tokens = {self.max_new_tokens}; use 1 or more")
         check(0 <= self.top_logprobs <= 20, f"judge.top_logprobs = {self.top_logprobs}; use 0 to 20")
         check(0 <= self.min_score_mass < 1, f"judge.min_score_mass = {self.min_score_mass}; use a value in [0, 1)")
+        check(0 <= self.max_failure_rate <= 1, f"judge.max_failure_rate = {self.max_failure_rate}; use a fraction in "
+              "[0, 1]")
+        check(self.min_quality_std >= 0, f"judge.min_quality_std = {self.min_quality_std}; use 0 or more (0.2 on "
+              "the 0-10 scale)")

@@ -1,7 +1,8 @@
 """The judge stage: six 0-10 ratings per sample, `quality` = their mean; modes `logits`, `generate`, `openai`.
 
 A rating that cannot be read (an unparseable reply, a failed request, too little probability on the score
-tokens) is NaN and counted in the metrics; it never becomes 0.
+tokens) is NaN and counted in the metrics; it never becomes 0. A quality signal with more NaN ratings than
+`judge.max_failure_rate` allows, or without spread, is unusable (`judge_health`): the stage fails, or drops it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from middo.log import get_logger, write_metrics
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
+from middo.signals.judge_health import JudgeFailure, apply_health  # noqa: F401 (re-exported)
 from middo.signals.judge_local import rate_local
 from middo.signals.judge_openai import rate_openai
-from middo.signals.judge_parse import MAX_SCORE, parse_rating
+from middo.signals.judge_parse import MAX_SCORE, PARSERS
 from middo.signals.judge_prompts import ASPECTS, JudgePrompts, load_judge_prompts
 from middo.tables import write_table
 from middo.teacher import Teacher
@@ -87,22 +89,26 @@ class Judge:
 
     def rating_prompts(self) -> JudgePrompts:
         """The prompts given, else those of `judge.prompts`."""
-        return self.prompts or load_judge_prompts(self.cfg.prompts)
+        return self.prompts or load_judge_prompts(self.cfg.prompts, self.cfg.prompt_sees_response)
 
 
 def _local_ratings(samples: list[dict], judge: Judge):
     model_cfg, judge_cfg = judge.model_cfg, judge.cfg
-    model, tokenizer = load_model(judge.model_path, device=model_cfg.device, dtype=model_cfg.dtype)
+    model, tokenizer = load_model(judge.model_path, device=model_cfg.device, dtype=model_cfg.dtype,
+                                  trust_remote_code=model_cfg.trust_remote_code)
     generate = judge_cfg.mode == "generate"
     local = rate_local(model, tokenizer, samples, judge_cfg.token_budget, generate, judge_cfg.max_new_tokens,
                        model_cfg.max_length, model_cfg.chat_template, prompts=judge.rating_prompts())
     metrics = {"truncated": local.truncated}
     if generate:
-        ratings = np.array([[parse_rating(reply) for reply in row] for row in local.replies], dtype=np.float64)
+        parse = PARSERS[judge_cfg.parse]
+        ratings = np.array([[parse(reply) for reply in row] for row in local.replies], dtype=np.float64)
         metrics["parse_failures"] = int(np.isnan(ratings).sum())
         return ratings, metrics
     ratings = np.where(local.mass >= judge_cfg.min_score_mass, local.scores, np.nan)
     metrics |= {"score_mass_mean": float(local.mass.mean()) if local.mass.size else float("nan"),
+                "score_mass_median": float(np.median(local.mass)) if local.mass.size else float("nan"),
+                "score_mass_min": float(local.mass.min()) if local.mass.size else float("nan"),
                 "low_score_mass": int((local.mass < judge_cfg.min_score_mass).sum())}
     return ratings, metrics
 
@@ -146,10 +152,15 @@ def run_judge(paths: JudgePaths, judge: Judge) -> JudgeResult:
     result = judge_samples(frame.select("id", "messages").to_dicts(), judge)
     if judge.teacher is not None:
         result.metrics["teacher_usage"] = judge.teacher.usage()
+    result.table = apply_health(result.table, result.metrics, judge.cfg)
     write_table(result.table, paths.output)
     write_metrics(result.metrics, paths.metrics)
     paths.plot.parent.mkdir(parents=True, exist_ok=True)
     histogram(result.table).write_csv(paths.plot)
     log.info("judged %d samples (%s mode) in %.1fs: %d NaN ratings", len(frame), judge.cfg.mode,
              result.metrics["seconds"], result.metrics["nan_ratings"])
+    if result.metrics["health"]["dropped"]:
+        log.warning("judge: the quality signal is UNUSABLE and dropped (judge.on_unusable: drop): %s. `quality` is "
+                    "NaN for every sample, so select flags no sample low_quality",
+                    "; ".join(result.metrics["health"]["problems"]))
     return result

@@ -2,8 +2,8 @@
 
 Each request asks for top logprobs. When the reply carries them, the rating is the expected score over the score
 tokens among the first position's alternatives (the second position splits `1` into 1 and 10 when the reply
-starts with a `1` token); otherwise the reply text is parsed strictly. Failed requests and unparseable replies
-are NaN and counted. Requests go through the teacher's request cache, so a re-run pays nothing twice.
+starts with a `1` token); otherwise the reply text is read as `judge.parse` says. Failed requests and unparseable
+replies are NaN and counted. Requests go through the teacher's request cache, so a re-run pays nothing twice.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import math
 import numpy as np
 
 from middo.signals.config import JudgeConfig
-from middo.signals.judge_parse import expected_from_top_logprobs, parse_rating
+from middo.signals.judge_parse import PARSERS, expected_from_top_logprobs, parse_rating
 from middo.signals.judge_prompts import ASPECTS, JudgePrompts
 from middo.teacher import ChatReply, ChatRequest, Teacher
 
 OP = "judge"
 
 
-def rating_from_reply(reply: ChatReply, min_mass: float = 0.0) -> tuple[float, str]:
-    """(rating, how it was read: `logprobs`, `parsed`, `unparseable` or `failed`) of one reply."""
+def rating_from_reply(reply: ChatReply, min_mass: float = 0.0, parse=parse_rating) -> tuple[float, str]:
+    """(rating, how it was read: `logprobs`, `parsed`, `unparseable` or `failed`) of one reply; `parse` reads a
+    reply without usable logprobs (`judge.parse`)."""
     if not reply.ok:
         return math.nan, "failed"
     if reply.top_logprobs:
@@ -31,7 +32,7 @@ def rating_from_reply(reply: ChatReply, min_mass: float = 0.0) -> tuple[float, s
         score, mass = expected_from_top_logprobs(first, second)
         if mass > 0 and mass >= min_mass:
             return score, "logprobs"
-    rating = parse_rating(reply.text)
+    rating = parse(reply.text)
     return rating, "unparseable" if math.isnan(rating) else "parsed"
 
 
@@ -44,7 +45,8 @@ def rate_openai(samples: list[dict], teacher: Teacher, judge_cfg: JudgeConfig, p
         for messages in prompts.sample_rating_messages(list(sample["messages"]))
     ]
     replies = teacher.complete(requests)
-    read = [rating_from_reply(reply, judge_cfg.min_score_mass) for reply in replies]
+    parse = PARSERS[judge_cfg.parse]
+    read = [rating_from_reply(reply, judge_cfg.min_score_mass, parse) for reply in replies]
     ratings = np.array([rating for rating, _ in read], dtype=np.float64).reshape(len(samples), len(ASPECTS))
     how = [kind for _, kind in read]
     metrics = {

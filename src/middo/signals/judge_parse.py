@@ -1,4 +1,5 @@
-"""Turning judge replies into 0-10 ratings: a strict parser (NaN when a reply is not a bare rating)."""
+"""Turning judge replies into 0-10 ratings: strict (the reply is only a rating) or the first number (the reference's);
+NaN when there is none."""
 
 from __future__ import annotations
 
@@ -20,11 +21,21 @@ def parse_rating(reply: str | None) -> float:
     return float(match.group(1)) if match else math.nan
 
 
+def parse_first_number(reply: str | None) -> float:
+    """The first number anywhere in a reply, clipped to 0-10 (the reference's reading); NaN when there is none."""
+    match = _FIRST_NUMBER.search(reply or "")
+    return min(float(match.group(0)), MAX_SCORE) if match else math.nan
+
+
+PARSERS = {"strict": parse_rating, "first_number": parse_first_number}
+"""`judge.parse` -> the function that reads a reply."""
+
+
 def first_number(reply: str | None) -> float:
     """The first number anywhere in a reply, clipped to 0-10; 0 when there is none.
 
-    This is the lenient reference procedure (`bench/diagnose.py`), kept only to compare against: it turns an
-    unparseable reply into a 0 rating, which the pipeline never does.
+    The reference's procedure with its bug (`bench/diagnose.py`), kept only to compare against: it turns an
+    unparseable reply into a 0 rating, which the pipeline never does (`parse_first_number` gives NaN).
     """
     match = _FIRST_NUMBER.search(reply or "")
     return min(float(match.group(0)), MAX_SCORE) if match else 0.0

@@ -3,12 +3,13 @@
 The wording comes from a template file (`judge.prompts`; the packaged `middo/templates/judge.yaml` by default); the
 sample markers `[PROMPT]`/`[/PROMPT]` and `[RESPONSE]`/`[/RESPONSE]` are fixed. The instructions are the same for
 every sample and the question comes last, so all prompts share the instructions and the six prompts of a sample
-also share the sample block: a local judge computes each part once (see `middo.signals.judge_local`).
+also share the prompt block: a local judge computes each part once (see `middo.signals.judge_local`). The three
+prompt questions see the prompt alone unless `judge.prompt_sees_response` is on; the response questions see both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -36,15 +37,22 @@ class JudgePrompts:
     questions: dict[str, str]
     source: str
     """Where the template came from (the packaged file or the user's path)."""
+    prompt_sees_response: bool = False
+    """Show the response to the prompt questions too (`judge.prompt_sees_response`)."""
 
-    def sample_block(self, prompt: str, response: str) -> str:
-        """The part every rating prompt of a sample shares: the instructions, then the sample."""
-        return (f"{self.instructions}\n\n{PROMPT_OPEN}\n{prompt}\n{PROMPT_CLOSE}\n\n"
-                f"{RESPONSE_OPEN}\n{response}\n{RESPONSE_CLOSE}\n\n")
+    def sample_block(self, prompt: str, response: str | None) -> str:
+        """The instructions, then the sample: its prompt, and its response unless `response` is None."""
+        block = f"{self.instructions}\n\n{PROMPT_OPEN}\n{prompt}\n{PROMPT_CLOSE}\n\n"
+        return block if response is None else f"{block}{RESPONSE_OPEN}\n{response}\n{RESPONSE_CLOSE}\n\n"
+
+    def sees_response(self, aspect: str) -> bool:
+        """Whether the question of `aspect` is shown the response."""
+        return self.prompt_sees_response or not aspect.startswith("prompt_")
 
     def rating_messages(self, prompt: str, response: str, aspect: str) -> list[dict]:
         """The chat messages asking for one 0-10 rating of one aspect of a sample."""
-        return [{"role": "user", "content": self.sample_block(prompt, response) + self.questions[aspect]}]
+        shown = response if self.sees_response(aspect) else None
+        return [{"role": "user", "content": self.sample_block(prompt, shown) + self.questions[aspect]}]
 
     def sample_rating_messages(self, messages: list[dict]) -> list[list[dict]]:
         """The six rating conversations of a sample, in `ASPECTS` order."""
@@ -52,9 +60,11 @@ class JudgePrompts:
         return [self.rating_messages(prompt, response, aspect) for aspect in ASPECTS]
 
 
-def load_judge_prompts(path: str | Path | None = None) -> JudgePrompts:
-    """The rating prompts of the template at `path` (`judge.prompts`), or the packaged ones when None."""
-    return _packaged() if path is None else _load(path)
+def load_judge_prompts(path: str | Path | None = None, prompt_sees_response: bool = False) -> JudgePrompts:
+    """The rating prompts of the template at `path` (`judge.prompts`), or the packaged ones when None;
+    `prompt_sees_response` is `judge.prompt_sees_response`."""
+    prompts = _packaged() if path is None else _load(path)
+    return replace(prompts, prompt_sees_response=True) if prompt_sees_response else prompts
 
 
 @cache

@@ -41,7 +41,8 @@ class ScoreResult:
 
 def _run_forward(model_path: str | Path, model_cfg: ModelConfig, samples: list[dict], budget: int,
                  pooling: EmbedConfig | None, gguf_file: str | None = None) -> forward.ForwardResult:
-    model, tokenizer = load.load_model(model_path, gguf_file=gguf_file, device=model_cfg.device, dtype=model_cfg.dtype)
+    model, tokenizer = load.load_model(model_path, gguf_file=gguf_file, device=model_cfg.device, dtype=model_cfg.dtype,
+                                       trust_remote_code=model_cfg.trust_remote_code)
     result = forward.score_forward(model, tokenizer, samples, budget, embed=pooling is not None,
                                    max_length=model_cfg.max_length, chat_template=model_cfg.chat_template,
                                    pooling=pooling or EmbedConfig())

@@ -7,10 +7,12 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from middo.errors import ConfigError
 from middo.teacher.types import ChatReply, ChatRequest, Usage
 
 SCHEMA = """
@@ -26,6 +28,10 @@ COLUMNS = "text, prompt_tokens, completion_tokens, top_logprobs"
 LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's bound-parameter limit
 
 
+class CacheError(ConfigError):
+    """The request cache file cannot be used (damaged, or not a middo cache)."""
+
+
 def cache_key(endpoint: str, model: str, request: ChatRequest) -> str:
     """sha256 of the canonical JSON of everything that determines the reply (never the API key)."""
     payload = {
@@ -36,6 +42,8 @@ def cache_key(endpoint: str, model: str, request: ChatRequest) -> str:
         "max_tokens": request.max_tokens,
         "logprobs": request.logprobs,
     }
+    if request.response_format is not None:  # absent otherwise, so free-text requests keep their keys
+        payload["response_format"] = request.response_format
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -49,16 +57,30 @@ class ReplyCache:
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
-            self._db.execute(SCHEMA)
+            with self._readable():
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+                self._db.execute(SCHEMA)
+                self._db.execute(f"SELECT key, {COLUMNS} FROM replies LIMIT 1").fetchall()  # a cheap probe
+
+    @contextmanager
+    def _readable(self) -> Iterator[None]:
+        """Turn SQLite's error on a damaged or foreign file into a ConfigError that says what to do."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(
+                f"teacher.cache_path = {str(self.path)!r}: not a usable request cache ({exc}). The file only caches "
+                f"teacher replies: delete it (and any {self.path.name}-wal and -shm next to it) and re-run, and the "
+                "replies are asked for again; or point teacher.cache_path at another file"
+            ) from None
 
     def get(self, key: str) -> ChatReply | None:
         """The cached reply (marked `cached=True`) or None."""
         if self._db is None:
             return None
-        with self._lock:
+        with self._lock, self._readable():
             row = self._db.execute(f"SELECT {COLUMNS} FROM replies WHERE key = ?", (key,)).fetchone()
         return None if row is None else _reply(*row)
 
@@ -71,7 +93,7 @@ class ReplyCache:
         for start in range(0, len(unique), LOOKUP_CHUNK):
             chunk = unique[start:start + LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            with self._lock:
+            with self._lock, self._readable():
                 query = f"SELECT key, {COLUMNS} FROM replies WHERE key IN ({marks})"
                 rows = self._db.execute(query, chunk).fetchall()
             found.update((row[0], _reply(*row[1:])) for row in rows)
@@ -82,11 +104,22 @@ class ReplyCache:
         if self._db is None or not reply.ok:
             return
         logprobs_json: Any = json.dumps(reply.top_logprobs) if reply.top_logprobs is not None else None
-        with self._lock:
+        with self._lock, self._readable():
             self._db.execute(
                 "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
                 (key, reply.text, reply.prompt_tokens, reply.completion_tokens, logprobs_json),
             )
+
+    def put_many(self, items: list[tuple[str, ChatReply]]) -> None:
+        """`put` for many replies in one transaction (a batch's download: 10^4 rows without 10^4 commits)."""
+        rows = [(key, r.text, r.prompt_tokens, r.completion_tokens,
+                 json.dumps(r.top_logprobs) if r.top_logprobs is not None else None) for key, r in items if r.ok]
+        if self._db is None or not rows:
+            return
+        with self._lock, self._readable():
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         if self._db is None:

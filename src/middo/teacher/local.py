@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import torch
@@ -37,12 +38,13 @@ class LocalTeacher(CachedTeacher):
     @classmethod
     def create(cls, cfg: TeacherConfig, local_model: Any = None) -> LocalTeacher:
         """From a `(model, tokenizer)` pair, or loaded from `cfg.model` (a local dir, hub id or .gguf file)."""
+        cache = ReplyCache(cfg.cache_path or None)  # a damaged cache file is reported before the model loads
         if local_model is None:
             from middo.model.load import load_model
 
-            local_model = load_model(cfg.model)
+            local_model = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
         model, tokenizer = local_model
-        return cls(model, tokenizer, cfg)
+        return cls(model, tokenizer, cfg, cache)
 
     def __repr__(self) -> str:
         return f"LocalTeacher(model={self.cfg.model!r})"
@@ -77,7 +79,8 @@ class LocalTeacher(CachedTeacher):
                 for start in range(0, len(batch), size)]
 
     def _prompt(self, request: ChatRequest) -> str:
-        return self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+        prompt = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+        return prompt + json_prefill(request.response_format)
 
     @torch.no_grad()
     def _generate(self, requests: list[ChatRequest], prompts: list[str]) -> list[ChatReply]:
@@ -102,6 +105,7 @@ class LocalTeacher(CachedTeacher):
             length = self._reply_length(new_tokens[row])
             top = None if first.logprobs is None else self._top_logprobs(output.scores, row, length, first.logprobs)
             text = self.tokenizer.decode(new_tokens[row, :length], skip_special_tokens=True)
+            text = close_json(requests[row].response_format, text)
             replies.append(ChatReply(text, None, int(prompt_tokens), length, cached=False, top_logprobs=top))
         return replies
 
@@ -125,6 +129,41 @@ class LocalTeacher(CachedTeacher):
                 candidates.setdefault(self.tokenizer.convert_tokens_to_string([token]), float(value))
             positions.append(candidates)
         return positions
+
+
+def _string_field(response_format: dict | None) -> str | None:
+    """The one property of a json_schema `response_format` whose schema is an object of one string, else None."""
+    if not response_format or response_format.get("type") != "json_schema":
+        return None
+    properties = response_format.get("json_schema", {}).get("schema", {}).get("properties") or {}
+    if len(properties) != 1 or next(iter(properties.values())).get("type") != "string":
+        return None
+    return next(iter(properties))
+
+
+def json_prefill(response_format: dict | None) -> str:
+    """Guided decoding, the cheap way: the reply starts as `{"<field>": "` so the model writes only the string."""
+    field = _string_field(response_format)
+    return "" if field is None else '{' + json.dumps(field) + ': "'
+
+
+def close_json(response_format: dict | None, generated: str) -> str:
+    """The prefilled JSON object completed: the string runs to its first unescaped quote (or the reply's end)."""
+    field = _string_field(response_format)
+    if field is None:
+        return generated
+    end = next((i for i, char in enumerate(generated) if char == '"' and _unescaped(generated, i)), len(generated))
+    raw = generated[:end]
+    try:
+        value = json.loads('"' + raw + '"', strict=False)
+    except json.JSONDecodeError:
+        value = raw
+    return json.dumps({field: value}, ensure_ascii=False)
+
+
+def _unescaped(text: str, index: int) -> bool:
+    backslashes = len(text[:index]) - len(text[:index].rstrip("\\"))
+    return backslashes % 2 == 0
 
 
 def _same_settings(indices: list[int], requests: list[ChatRequest]) -> list[list[int]]:

@@ -86,6 +86,15 @@ def backoff_s(attempt: int, base_s: float, max_s: float, retry_after_s: float | 
     return max(jittered, retry_after_s or 0.0)
 
 
+def within_wait_cap(failure: Failure, max_wait_s: float) -> Failure:
+    """`failure` itself, or a failure that is not retried when the server asks to wait longer than `max_wait_s`."""
+    if failure.retry_after_s is None or failure.retry_after_s <= max_wait_s:
+        return failure
+    detail = (f"{failure.detail}; the server asked to wait {failure.retry_after_s:.0f}s before a retry (Retry-After), "
+              f"more than teacher.max_retry_after_s = {max_wait_s:g}s, so this request is given up")
+    return Failure(failure.kind, detail, retryable=False, retry_after_s=failure.retry_after_s)
+
+
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit] + "..."

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from middo.log import get_logger
+from middo.teacher.batch_server import BatchStore
 from middo.teacher.wire import Reply, check_request, completion_body, error_body
 
 log = get_logger(__name__)
@@ -74,12 +75,15 @@ class ServerStats:
 
 
 class ChatServer:
-    """A threading HTTP server on 127.0.0.1 and an ephemeral port serving `/v1/chat/completions`, `/v1/models`."""
+    """A threading HTTP server on 127.0.0.1 and an ephemeral port serving `/v1/chat/completions`, `/v1/models`, and
+    the Batch API's `/v1/files` and `/v1/batches`."""
 
     def __init__(self, handler: Handler, model: str = "loopback-model", port: int = 0) -> None:
         self.handler = handler
         self.model = model
         self.stats = ServerStats()
+        self.batches = BatchStore(self.answer, model)
+        """The files and batches endpoints (`middo.teacher.batch_server`)."""
         self._httpd = _Server(("127.0.0.1", port), _make_request_handler(self))
         self._thread: threading.Thread | None = None
 
@@ -137,7 +141,17 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests count, not log
             return
 
+        def _batch_route(self, method: str, raw: bytes = b"") -> bool:
+            """Serve a files or batches request; False for any other path."""
+            if "/files" not in self.path and "/batches" not in self.path:
+                return False
+            status, data, content_type = server.batches.route(method, self.path, self.headers, raw)
+            self._send_bytes(status, data, content_type)
+            return True
+
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            if self._batch_route("GET"):
+                return
             if self.path.rstrip("/").endswith("/models"):
                 data = [{"id": server.model, "object": "model", "created": 0, "owned_by": "loopback"}]
                 self._send(200, {"object": "list", "data": data})
@@ -146,8 +160,11 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if self._batch_route("POST", raw):
+                return
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(raw or b"{}")
             except json.JSONDecodeError as exc:
                 self._send(400, error_body(f"request body is not JSON: {exc}", 400))
                 return
@@ -179,9 +196,12 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
 
         def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode("utf-8")
+            self._send_bytes(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
+
+        def _send_bytes(self, status: int, data: bytes, content_type: str,
+                        headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)

@@ -20,6 +20,9 @@ class ChatRequest:
     """What the call is for (e.g. `simplify`, `judge`); labels token accounting."""
     logprobs: int | None = None
     """Ask for the top-k candidate tokens with logprobs at each generated position (None: do not ask)."""
+    response_format: dict | None = None
+    """OpenAI `response_format` (e.g. `{"type": "json_schema", "json_schema": {...}}`) to constrain the reply;
+    None asks for free text. The `local` backend prefills the reply's opening for a one-string-field schema."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class Usage:
     def record(self, request: ChatRequest, reply: ChatReply) -> None:
         """Count one reply that was sent to the backend (not from the cache)."""
         with self._lock:
-            self.requests += 1
+            self.requests += reply.error_kind != "budget"  # a request a spending cap stopped was never sent
             if reply.error is not None:
                 self.failures[reply.error_kind or "unknown"] += 1
             self.tokens[request.op]["prompt_tokens"] += reply.prompt_tokens

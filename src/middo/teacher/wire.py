@@ -38,6 +38,20 @@ def check_request(body: dict[str, Any]) -> Reply | None:
         return Reply("`messages` must be a list of {role, content} objects", status=400)
     if body.get("stream"):
         return Reply("streaming is not supported by the loopback server", status=400)
+    return check_response_format(body.get("response_format"))
+
+
+def check_response_format(value: Any) -> Reply | None:
+    """A 400 reply for a `response_format` OpenAI would refuse (a json_schema without a name or a schema object)."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind in ("text", "json_object"):
+        return None
+    schema = value.get("json_schema") if kind == "json_schema" else None
+    if not isinstance(schema, dict) or not schema.get("name") or not isinstance(schema.get("schema"), dict):
+        return Reply("`response_format` must be {type: text | json_object | json_schema}; json_schema needs "
+                     "`json_schema.name` and a `json_schema.schema` object", status=400)
     return None
 
 
