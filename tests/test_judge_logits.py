@@ -9,6 +9,7 @@ import pytest
 import torch
 from judge_helpers import make_samples, trained_judge
 
+from middo.errors import ConfigError
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
@@ -104,3 +105,29 @@ def test_expected_score_with_ten_as_one_then_zero():
     assert float(mass[0]) == pytest.approx(1.0, abs=1e-6)
     assert float(score[0]) == pytest.approx(expected, abs=1e-6)
     assert not math.isnan(float(score[0]))
+
+
+def _tokenizer_splitting(tiny_model_dir, label: str, written: str):
+    """The tiny judge's tokenizer, rebuilt so that the text `label` is tokenised as `written` (a normalizer)."""
+    from tokenizers import normalizers
+
+    _, tokenizer = load_model(tiny_model_dir, device="cpu")
+    tokenizer.backend_tokenizer.normalizer = normalizers.Replace(label, written)
+    return tokenizer
+
+
+def test_a_qwen_style_tokenizer_reads_ten_as_one_then_zero(tiny_model_dir):
+    # the tiny tokenizer writes every digit alone, as Qwen's does: "10" is two tokens
+    _, tokenizer = load_model(tiny_model_dir, device="cpu")
+    assert len(tokenizer("10", add_special_tokens=False)["input_ids"]) == 2
+    tokens = score_tokens(tokenizer)
+    assert tokens.two_step and tokens.ten is None
+    assert [tokenizer.decode([tokens.digits[1]]), tokenizer.decode([tokens.ten_zero])] == ["1", "0"]
+
+
+@pytest.mark.parametrize(("label", "written"), [("7", "7~"), ("10", "1~0")])
+def test_a_score_label_of_several_tokens_fails_naming_it(tiny_model_dir, label, written):
+    tokenizer = _tokenizer_splitting(tiny_model_dir, label, written)
+    assert len(tokenizer(label, add_special_tokens=False)["input_ids"]) > len(label)
+    with pytest.raises(ConfigError, match=rf"score label '{label}' is \d tokens .*set judge\.mode to `generate`"):
+        score_tokens(tokenizer)

@@ -121,14 +121,26 @@ def _train_params(**train) -> dict:
     ],
 )
 def test_train_runs_under_the_launcher_of_its_params(train, launcher, extra_deps):
-    stages = _build(2, _train_params(**train))["stages"]
+    stages = _build(2, {**_train_params(**train), "judge": {**DEMO["judge"], "mode": "logits"}})["stages"]
     for r in (1, 2, 3):
         stage = stages[f"train-{r}"]
         assert stage["cmd"].startswith(f"{launcher} -m stages.train --data data/r{r - 1}/dataset.parquet ")
         assert [d for d in stage["deps"] if d.startswith("${train.")] == extra_deps
         assert {"train.processes", "train.launcher", "train.launch_prefix"} <= set(stage["params"])
-    others = [stage["cmd"] for name, stage in stages.items() if not name.startswith("train-")]
-    assert all(cmd.startswith("python -m stages.") for cmd in others)  # the launcher is train's alone
+    forward = {name: stage for name, stage in stages.items() if name.startswith(("score-", "judge-", "eval-"))}
+    assert len(forward) == 2 * 2 + 4  # score and judge of rounds 1-2, eval of rounds 0-3
+    for stage in forward.values():  # data parallel under the same launcher (middo.model.ranks)
+        assert stage["cmd"].startswith(f"{launcher} -m stages.")
+        assert [d for d in stage["deps"] if d.startswith("${train.")] == extra_deps
+    others = [stage["cmd"] for name, stage in stages.items() if not name.startswith("train-") and name not in forward]
+    assert all(cmd.startswith("python -m stages.") for cmd in others)
+
+
+def test_a_judge_that_sends_requests_runs_as_one_process():
+    params = {**_train_params(processes=4), "judge": {**DEMO["judge"], "mode": "openai"}}
+    stages = _build(1, params)["stages"]
+    assert stages["judge-1"]["cmd"].startswith("python -m stages.judge ")
+    assert stages["score-1"]["cmd"].startswith("torchrun --standalone --nproc-per-node '${train.processes}' -m ")
 
 
 def test_launcher_values_are_interpolated_by_dvc_at_run_time(tmp_path):

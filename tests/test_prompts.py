@@ -58,9 +58,20 @@ def test_answer_style_picks_the_respond_instruction_and_a_copy_may_omit_the_opti
     full = load_refine_prompts(answer_style="comprehensive").system_message("respond")["content"]
     assert "no longer than it needs to be" in concise and "comprehensive and accurate" in full
     assert operation_of(full) == "respond" and FINAL_OPEN in full
-    old_copy = {k: v for k, v in refine_template().items() if k not in OPTIONAL}
-    assert load_refine_prompts(write(tmp_path, old_copy), answer_style="comprehensive").systems == \
-        load_refine_prompts(answer_style="comprehensive").systems
+    old_copy = {k: v for k, v in refine_template().items() if k not in (*OPTIONAL, "context")}
+    packaged = load_refine_prompts(answer_style="comprehensive")
+    copied = load_refine_prompts(write(tmp_path, old_copy), answer_style="comprehensive")
+    assert (copied.systems, copied.in_context) == (packaged.systems, packaged.in_context)
+
+
+def test_context_sentences_come_from_the_template(tmp_path):
+    context = refine_template()["context"] | {"respond": "Continue the chat in {context_open}."}
+    prompts = load_refine_prompts(write(tmp_path, refine_template() | {"context": context}))
+    assert prompts.system_message("respond", context=True)["content"].splitlines()[1].endswith(
+        "Continue the chat in <context>.")
+    assert prompts.system_message("respond") == load_refine_prompts().system_message("respond")
+    for op in OPERATIONS:  # the packaged sentences name the block and fit open chat as well as tasks
+        assert "<context>" in load_refine_prompts().system_message(op, context=True)["content"]
 
 
 def test_prompt_ratings_see_the_prompt_alone_unless_asked():
@@ -77,6 +88,8 @@ def test_prompt_ratings_see_the_prompt_alone_unless_asked():
     ({"final_rule": "Reply with the {what} only."}, r"never names <final> and </final>"),
     ({"respond": ""}, r"missing or empty respond"),
     ({"what": {"simplify": "task"}}, r"`what` must name"),
+    ({"context": {"simplify": "Earlier turns: {context_open}."}}, r"`context` must give"),
+    ({"context": {op: "{turns}" for op in OPERATIONS}}, r"bad placeholder"),
 ])
 def test_a_broken_refine_template_is_an_error_naming_the_file(tmp_path, change, message):
     path = write(tmp_path, refine_template() | change, "broken.yaml")

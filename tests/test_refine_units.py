@@ -10,7 +10,8 @@ from middo.data.schema import SAMPLE_SCHEMA, sample_id
 from middo.errors import ConfigError, InputError, JoinError
 from middo.refine import contract as P
 from middo.refine.config import RefineConfig
-from middo.refine.operations import child_messages, plan_tasks, prompt_request, response_request
+from middo.refine.context import Context, child_messages, fit_context, split_conversation
+from middo.refine.operations import Attempt, Task, plan_tasks, prompt_request, response_request
 from middo.refine.parse import extract_final
 from middo.refine.prompts import load_refine_prompts
 
@@ -83,20 +84,62 @@ def test_requests_follow_the_tag_contract():
     assert text.count(P.HINT_OPEN) == 2 and f"{P.HINT_OPEN}\ntask 2\n{P.HINT_CLOSE}" in text
     assert P.RESPONSE_OPEN not in text
     assert synth[0].messages != synth[1].messages  # variants are distinct requests (no shared cache entry)
-    from middo.refine.operations import Attempt
-
     attempt = Attempt(tasks[0], new_prompt="Add 2 and 3.")
     respond = response_request(attempt, RefineConfig(response_max_tokens=99), 0.3, PROMPTS)
     assert respond.messages[0]["content"].splitlines()[0] == "Operation: respond"
     assert respond.messages[1]["content"] == f"{P.PROMPT_OPEN}\nAdd 2 and 3.\n{P.PROMPT_CLOSE}"
     assert (respond.max_tokens, respond.temperature, respond.op) == (99, 0.3, "simplify:respond")
+    assert P.CONTEXT_OPEN not in simplify.messages[1]["content"] + respond.messages[1]["content"]
 
 
 def test_child_keeps_the_parent_system_turn():
     parent = list(samples()["messages"][0])
-    assert child_messages(parent, "new task", "new answer") == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "new task"},
-        {"role": "assistant", "content": "new answer"}]
+    for op in ("simplify", "improve", "synthesize"):
+        assert child_messages(parent, op, "new task", "new answer") == [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "new task"},
+            {"role": "assistant", "content": "new answer"}]
+
+
+def turn(role: str, content: str) -> dict:
+    return {"role": role, "content": content}
+
+
+CHAT = [turn("system", "Be brief."), turn("user", "a" * 80), turn("assistant", "b" * 8), turn("user", "c" * 8),
+        turn("assistant", "d" * 8), turn("user", "final task"), turn("assistant", "final answer")]
+"""Earlier turns of 24, 6, 6 and 6 estimated tokens (characters / 4 + 4)."""
+
+
+def test_a_multi_turn_child_replaces_only_the_final_exchange():
+    parts = split_conversation(CHAT)
+    assert (parts.system, parts.earlier, parts.final) == (CHAT[:1], CHAT[1:5], CHAT[5:6])
+    for op in ("simplify", "improve"):
+        assert child_messages(CHAT, op, "new task", "new answer") == [*CHAT[:5], turn("user", "new task"),
+                                                                      turn("assistant", "new answer")]
+    assert child_messages(CHAT, "synthesize", "new", "answer") == [CHAT[0], turn("user", "new"),
+                                                                  turn("assistant", "answer")]
+
+
+def test_context_keeps_the_newest_whole_turns_within_the_cap():
+    assert fit_context(CHAT, 42) == Context(tuple(CHAT[1:5]), 0)
+    assert fit_context(CHAT, 41) == Context(tuple(CHAT[2:5]), 1)  # the oldest goes first
+    assert fit_context(CHAT, 11) == Context(tuple(CHAT[4:5]), 3)
+    assert fit_context(CHAT, 0) == Context((), 4) and fit_context(CHAT, 0).present
+    assert not fit_context(CHAT[:1] + CHAT[5:], 100).present
+
+
+def test_multi_turn_requests_show_the_context_before_the_final_prompt():
+    context = fit_context(CHAT, 20)
+    system, user = PROMPTS.rewrite("improve", CHAT, (), context)
+    assert user["content"] == (f"{P.CONTEXT_OPEN}\n(older turns left out: 1)\nassistant: bbbbbbbb\nuser: cccccccc\n"
+                               f"assistant: dddddddd\n{P.CONTEXT_CLOSE}\n{P.SAMPLE_OPEN}\nfinal task\n"
+                               f"{P.RESPONSE_OPEN}\nfinal answer\n{P.RESPONSE_CLOSE}\n{P.SAMPLE_CLOSE}")
+    assert system == PROMPTS.system_message("improve", context=True) != PROMPTS.system_message("improve")
+    assert P.CONTEXT_OPEN in system["content"] and P.CONTEXT_OPEN not in PROMPTS.system_message("improve")["content"]
+    single = [turn("user", "final task"), turn("assistant", "final answer")]
+    assert PROMPTS.rewrite("improve", single, (), fit_context(single, 20)) == PROMPTS.rewrite("improve", single)
+    tasks = [Task("p", op, 0, CHAT) for op in ("simplify", "synthesize")]
+    responds = [response_request(Attempt(t, new_prompt="new"), RefineConfig(), 0.0, PROMPTS) for t in tasks]
+    assert [P.CONTEXT_OPEN in r.messages[1]["content"] for r in responds] == [True, False]
 
 
 def test_config_checks():
@@ -104,3 +147,5 @@ def test_config_checks():
         section(RefineConfig, {"refine": {"dup_threshold": 1.5}}, "refine")
     with pytest.raises(ConfigError, match="choose one of"):
         section(RefineConfig, {"refine": {"on_teacher_failure": "retry"}}, "refine")
+    with pytest.raises(ConfigError, match="refine.context_max_tokens = -1; use 0 or more"):
+        section(RefineConfig, {"refine": {"context_max_tokens": -1}}, "refine")

@@ -20,6 +20,17 @@ from middo.errors import ConfigError
 P = TypeVar("P")
 
 
+RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+"""Where launchers put a process's rank (torchrun and accelerate: RANK; MPI launchers: the others), as accelerate
+reads them."""
+
+
+def launched_rank() -> int:
+    """This process's rank as its launcher set it (0 without a launcher), read without starting a process group:
+    under a data-parallel launcher only rank 0 writes outputs."""
+    return next((int(os.environ[name]) for name in RANK_VARIABLES if os.environ.get(name)), 0)
+
+
 def staging_path(path: Path) -> Path:
     """Where `path` is written until the stage succeeds: a hidden sibling, on the same file system."""
     return path.with_name(f".{path.name}.partial")
@@ -44,15 +55,20 @@ def check_dir_target(path: str | Path, option: str = "--output") -> Path:
 
 
 @contextmanager
-def staged_outputs(paths: P, files: tuple[str, ...] = (), dirs: tuple[str, ...] = ()) -> Iterator[P]:
+def staged_outputs(paths: P, files: tuple[str, ...] = (), dirs: tuple[str, ...] = (),
+                   writer: bool = True) -> Iterator[P]:
     """`paths` with the fields named in `files` and `dirs` (None values skipped) moved to staging names.
 
     On a clean exit every staged output that was written replaces its final path; on any exception all of them are
-    removed and the final paths are left as they were.
+    removed and the final paths are left as they were. `writer` False (a data-parallel process other than process
+    0, which writes nothing) gets the same staging names but neither clears nor moves them: process 0 does.
     """
     targets = {name: _target(paths, name, is_dir=name in dirs) for name in (*files, *dirs)}
     targets = {name: path for name, path in targets.items() if path is not None}
     staged = {name: staging_path(path) for name, path in targets.items()}
+    if not writer:
+        yield dataclasses.replace(paths, **staged)
+        return
     for path in staged.values():
         _remove(path)  # left by a killed run
     try:

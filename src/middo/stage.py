@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from middo.config import field_docs, load_params
 from middo.errors import MiddoError
 from middo.log import get_logger
-from middo.outputs import staged_outputs
+from middo.outputs import launched_rank, staged_outputs
 
 P = TypeVar("P")
 log = get_logger("middo.stage")
@@ -38,7 +38,8 @@ def stage_main(paths_cls: type[P], doc: str | None, outputs: tuple[str, ...] = (
     """Decorate a stage's `body(paths, params)`: the result is `main(argv=None)`, the script's entry point.
 
     `outputs` and `output_dirs` name the paths fields the stage writes (files, directories): the body gets staging
-    paths for them, moved into place only when it returns (`middo.outputs.staged_outputs`).
+    paths for them, moved into place only when it returns (`middo.outputs.staged_outputs`); under a data-parallel
+    launcher only process 0 moves them (`middo.outputs.launched_rank`).
     """
 
     def decorate(body: Callable[[P, dict], Any]) -> Callable[..., None]:
@@ -49,7 +50,7 @@ def stage_main(paths_cls: type[P], doc: str | None, outputs: tuple[str, ...] = (
                     for name, value in vars(parser.parse_args(argv)).items()}
             params_path = args.pop("params")
             try:
-                with staged_outputs(paths_cls(**args), outputs, output_dirs) as paths:
+                with staged_outputs(paths_cls(**args), outputs, output_dirs, writer=launched_rank() == 0) as paths:
                     body(paths, load_params(params_path))
             except MiddoError as exc:
                 print(f"error: {exc}", file=sys.stderr)

@@ -1,14 +1,18 @@
-"""`middo estimate` (the dry run of a refine stage) and `middo teacher write-batch | load-batch` (offline batches)."""
+"""`middo estimate` (the dry run of a round's teacher requests) and `middo teacher write-batch | load-batch`
+(offline batches)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from middo.errors import InputError
+
+if TYPE_CHECKING:
+    from middo.teacher.dryrun import Estimate
 
 root = typer.Typer()
 app = typer.Typer(help="The teacher's batch files: write one for `vllm run-batch`, load its output into the cache.",
@@ -48,6 +52,17 @@ def _configs(params: Path):
     return section(RefineConfig, loaded, "refine"), section(TeacherConfig, loaded, "teacher")
 
 
+def estimate_inputs(round_number: int | None, project: Path) -> tuple[int, Path, Path | None, Path | None]:
+    """`refine_inputs`, except that an explicit round whose select stage has not run yet needs only D(r-1) (the judge
+    stage's input): flags and knn are then None."""
+    if round_number is not None:
+        data = project / "data" / f"r{round_number - 1}" / "dataset.parquet"
+        flags, knn = (project / "data" / f"r{round_number}" / f"{name}.parquet" for name in ("flags", "knn"))
+        if data.exists() and not (flags.exists() and knn.exists()):
+            return round_number, data, None, None
+    return refine_inputs(round_number, project)
+
+
 @root.command()
 def estimate(
     round_number: RoundOption = None,
@@ -55,25 +70,73 @@ def estimate(
     project: DataOption = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
-    """Dry run of a refine stage: teacher requests, prompt and completion tokens and cost; nothing is sent.
+    """Dry run of a round's teacher requests: the judge stage's (`judge.mode: openai`), the refine stage's, and an
+    upper bound of the refine gate's judge requests; prompt and completion tokens and cost; nothing is sent.
 
-    Requests already in the request cache are free and not counted. Examples: `middo estimate`,
+    Requests already in the request cache are free and not counted. The refine stage needs the round's flags: before
+    `select` has run, `--round r` shows the judge stage only. Examples: `middo estimate`,
     `middo estimate --round 2 --json`.
     """
-    from middo.refine.estimate import estimate_refine
+    _, teacher_cfg = _configs(params)
+    round_number, data, flags, knn = estimate_inputs(round_number, project)
+    judged = (project / "data" / f"r{round_number}" / "ratings.parquet").exists()
+    parts = _estimates(params, data, flags, knn, judged)
+    if as_json:
+        typer.echo(json.dumps({"round": round_number, "judge_done": judged}
+                              | {k: None if v is None else v.as_dict() for k, v in parts.items()}))
+        return
+    typer.echo(f"round {round_number} ({teacher_cfg.model} at {teacher_cfg.base_url or 'an unset base_url'}):")
+    done = f" (already run: data/r{round_number}/ratings.parquet exists; a re-run, not in the total)"
+    _show(f"judge stage{done if judged else ''}", parts["judge"], "judge.mode is not openai: no requests")
+    _show("refine stage, the teacher", parts["refine"], f"needs data/r{round_number}/flags.parquet and knn.parquet: "
+          f"run the stages up to select (`dvc repro select_r{round_number}`)",
+          "in phase two, one per task until phase one's replies are cached")
+    _show("refine stage, the gate's judge: an upper bound (every improve child rated, with its parent)",
+          parts["gate_judge"], "no requests (refine.gate off, or judge.mode not openai)" if parts["refine"] else "",
+          "for children not known yet (their replies not cached)")
+    _show("round total, an upper bound", parts["total"], "", "provisional in all")
+
+
+def _estimates(params: Path, data: Path, flags: Path | None, knn: Path | None, judged: bool) -> dict:
+    """{judge, refine, gate_judge, total}: each an Estimate or None (a stage that asks the teacher nothing, or
+    refine before its flags exist); the total leaves out a judge stage that has run (`judged`)."""
+    from middo.config import load_params, section
+    from middo.refine.estimate import estimate_gate, estimate_refine
+    from middo.signals.config import JudgeConfig
+    from middo.signals.judge_estimate import estimate_judge
+    from middo.teacher.dryrun import total
 
     refine_cfg, teacher_cfg = _configs(params)
-    round_number, data, flags, knn = refine_inputs(round_number, project)
-    result = estimate_refine(data, flags, knn, refine_cfg, teacher_cfg)
-    if as_json:
-        typer.echo(json.dumps({"round": round_number, **result.as_dict()}))
+    judge_cfg = section(JudgeConfig, load_params(params), "judge")
+    parts = {"judge": estimate_judge(data, judge_cfg, teacher_cfg), "refine": None, "gate_judge": None}
+    if flags is not None and knn is not None:
+        parts["refine"] = estimate_refine(data, flags, knn, refine_cfg, teacher_cfg)
+        parts["gate_judge"] = estimate_gate(data, flags, knn, refine_cfg, judge_cfg, teacher_cfg)
+    counted = [v for k, v in parts.items() if v is not None and not (k == "judge" and judged)]
+    return parts | {"total": total(counted)}
+
+
+def _show(title: str, result: Estimate | None, absent: str, provisional: str = "") -> None:
+    """One stage's estimate as text, `provisional` saying what its provisional requests are; or `absent` (nothing
+    when empty) when it has none."""
+    if result is None:
+        if absent:
+            typer.echo(f"{title}: {absent}")
         return
     money = "no teacher.prices" if result.cost is None else f"{result.cost:.4f}"
-    typer.echo(f"refine round {round_number} ({teacher_cfg.model} at {teacher_cfg.base_url or 'an unset base_url'}):\n"
-               f"  requests           {result.requests} (plus {result.cached} cached, free)\n"
+    typer.echo(f"{title}:\n"
+               f"  requests           {result.requests} (plus {result.cached} cached, free)"
+               f"{_provisional(result, provisional)}\n"
                f"  prompt tokens      {result.prompt_tokens} ({result.token_count})\n"
                f"  completion tokens  {result.completion_tokens} (upper bound: each request's max_tokens)\n"
                f"  cost               {money}")
+
+
+def _provisional(result: Estimate, what: str) -> str:
+    """The note on requests counted before they can be written, if any."""
+    if not result.provisional:
+        return ""
+    return f"\n                     of which {result.provisional} {what}: an upper bound"
 
 
 @app.command("write-batch")

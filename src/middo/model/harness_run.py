@@ -30,9 +30,23 @@ def harness_model(config: EvalConfig, model_dir: Path, model=None, tokenizer=Non
     return config.backend, {**args, **config.model_args}
 
 
-def run_tasks(config: EvalConfig, tasks: PreparedTasks, lm, model_args: dict | None) -> dict:
+def share_requests(lm, state) -> None:
+    """Have the harness share an `hf` model's requests out over the processes of `state` (a started PartialState).
+
+    HFLM takes a model passed in as one process (rank 0 of 1); the evaluator deals each task's documents out by
+    `lm.rank`/`lm.world_size`, pads the processes to the same number of requests, and gathers the results to rank 0
+    through `lm.accelerator` (`gather`, `wait_for_everyone`) and torch.distributed, all of which accelerate's
+    Accelerator provides over the process group already started (gloo or nccl)."""
+    from accelerate import Accelerator
+
+    lm.accelerator = Accelerator(cpu=state.device.type == "cpu")
+    lm._rank, lm._world_size = state.process_index, state.num_processes
+
+
+def run_tasks(config: EvalConfig, tasks: PreparedTasks, lm, model_args: dict | None) -> dict | None:
     """Run the prepared tasks (hub off when they are all local); the harness's full results (`results`,
-    `n-samples`, and `samples`: each document with the model's reply)."""
+    `n-samples`, and `samples`: each document with the model's reply). None on a process other than rank 0 of an
+    `hf` model shared out over several (`share_requests`)."""
     from lm_eval import simple_evaluate
 
     if config.unsafe_code:  # the code_eval metric of HumanEval/MBPP refuses to run without it
@@ -46,6 +60,8 @@ def run_tasks(config: EvalConfig, tasks: PreparedTasks, lm, model_args: dict | N
             gen_kwargs=config.gen_kwargs or None, apply_chat_template=config.chat_template,
             fewshot_as_multiturn=config.chat_template, confirm_run_unsafe_code=config.unsafe_code, log_samples=True,
         )  # fmt: skip
+    if results is None and getattr(lm, "world_size", 1) > 1 and lm.rank > 0:
+        return None
     if results is None:
         raise ConfigError("lm-eval returned no results on this process; run the eval stage as one process")
     return results

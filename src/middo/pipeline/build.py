@@ -18,7 +18,9 @@ interpolate a list), so `middo unroll` after changing such a list.
 The train stage runs under the launcher of `train.launcher`/`train.processes` as read at unroll time: one process
 (and a launcher other than `command`) is plain `python`; `torchrun` and `accelerate` take `${train.processes}` (and
 `${train.accelerate_config}`, also a dep) by interpolation, `command` puts `${train.launch_prefix}` before
-`-m stages.train` as written (unquoted: it is a command line, split by the shell). So `dvc exp run -S
+`-m stages.train` as written (unquoted: it is a command line, split by the shell). The forward stages (score, judge
+in its local modes, eval) run under the same launcher: each process takes a share of the samples and process 0
+writes the tables (`middo.model.ranks`). So `dvc exp run -S
 train.processes=4` or a new prefix runs without re-unrolling, but switching the launcher kind, or between one
 process and several, needs `middo unroll`. The DVCLive dir is a `persist` output outside the cache, committed to
 git; checkpoints (`checkpoints/r<r>`, git-ignored) are no output at all: DVC never deletes them, so a `dvc repro`
@@ -70,6 +72,8 @@ def build_pipeline(rounds: int, params: dict[str, Any], *, package_dir: str | No
     builder = _Builder(package_dir, built_base=pretrain is not None or looks_like_local_model(base),
                        prompt_files=_input_files(params), train_launcher=launcher)  # fmt: skip
     builder.eval_tasks = _eval_task_dirs(params)
+    if section(JudgeConfig, params, "judge").mode == "openai":  # the teacher judges: one process sends the requests
+        builder.judge_launcher = ("python", [])
     stages = {"prepare": builder.prepare(list(data.seed_inputs), data.eval)}
     if pretrain is not None:
         stages["pretrain"] = builder.pretrain()
@@ -149,6 +153,7 @@ class _Builder:
         self.base_deps = [BASE] if built_base else []
         self.prompt_files = prompt_files
         self.train_launcher = train_launcher
+        self.judge_launcher = train_launcher  # the local judge modes are data parallel like score and eval
 
     def _stage(self, kind: str, args: list[str], deps: list[str], outs: list, metrics: list, plots=(),
                launcher: str = "python") -> dict:  # fmt: skip
@@ -210,8 +215,9 @@ class _Builder:
         if r > 1:
             args += ["--reuse", f"data/r{r - 1}/scores.parquet"]
             deps.append(f"data/r{r - 1}/scores.parquet")
+        launcher, launcher_files = self.train_launcher
         outs = [f"{out}/scores.parquet", f"{out}/embeddings"]
-        return self._stage("score", args, deps, outs, [f"{out}/score.json"])
+        return self._stage("score", args, [*deps, *launcher_files], outs, [f"{out}/score.json"], launcher=launcher)
 
     def cluster(self, r: int) -> dict:
         out = f"data/r{r}"
@@ -223,9 +229,10 @@ class _Builder:
         out = f"data/r{r}"
         args = ["--data", dataset(r - 1), "--model", f"models/r{r}", "--output", f"{out}/ratings.parquet"]
         args += ["--metrics", f"{out}/judge.json", "--plot", f"{out}/judge_hist.csv"]
-        deps = [dataset(r - 1), f"models/r{r}", *self.prompt_files["judge"]]
+        launcher, launcher_files = self.judge_launcher
+        deps = [dataset(r - 1), f"models/r{r}", *self.prompt_files["judge"], *launcher_files]
         outs, plots = [f"{out}/ratings.parquet"], [f"{out}/judge_hist.csv"]
-        return self._stage("judge", args, deps, outs, [f"{out}/judge.json"], plots)
+        return self._stage("judge", args, deps, outs, [f"{out}/judge.json"], plots, launcher)
 
     def select(self, r: int) -> dict:
         out = f"data/r{r}"
@@ -250,5 +257,6 @@ class _Builder:
         """Eval of round r's model; r = 0 is the baseline, M0 itself."""
         model = BASE if r == 0 else f"models/r{r}"
         args = ["--model", model, "--data", EVAL_DATA, "--metrics", f"data/r{r}/eval.json"]
-        deps = [*(self.base_deps if r == 0 else [model]), EVAL_DATA, *self.eval_tasks]
-        return self._stage("eval", args, deps, [], [f"data/r{r}/eval.json"])
+        launcher, launcher_files = self.train_launcher
+        deps = [*(self.base_deps if r == 0 else [model]), EVAL_DATA, *self.eval_tasks, *launcher_files]
+        return self._stage("eval", args, deps, [], [f"data/r{r}/eval.json"], launcher=launcher)

@@ -59,14 +59,15 @@ UNTRACKED_PARAMS: frozenset[str] = frozenset({
     "teacher.backoff_base_s", "teacher.backoff_max_s", "teacher.max_retry_after_s", "teacher.cache_path",
     "teacher.mode", "teacher.batch_poll_s", "teacher.batch_retry", "teacher.rpm", "teacher.tpm",
     "teacher.max_requests", "teacher.max_total_tokens", "teacher.prices", "teacher.max_cost",
-    "cluster.recall_queries",
+    "cluster.recall_queries", "score.api_key_env", "score.concurrency", "score.timeout_s", "score.max_retries",
 })
 """Keys a stage reads that cannot change its outputs, so they are left out of every stage's `params:` and changing
 one re-runs nothing: how teacher requests are sent (how many at once, how long to wait, how often to retry, which
 variable holds the key, where replies are cached, live or as a batch, at what rate; a reply is the same whichever
-way it arrived, and a request that failed shows in the stage's failure counts), the spending caps (a cap that stops
-a request fails the stage, so no recorded output depends on one) and how many queries estimate the kNN recall (a
-diagnostic figure in the metrics). Batch sizes and token budgets stay tracked: a different batch can change float
+way it arrived, and a request that failed shows in the stage's failure counts; likewise for the score stage's
+inference servers, where a failed request fails the stage), the spending caps (a cap that stops a request fails the
+stage, so no recorded output depends on one) and how many queries estimate the kNN recall (a diagnostic figure in
+the metrics). Batch sizes and token budgets stay tracked: a different batch can change float
 results in the last bits."""
 
 

@@ -44,6 +44,11 @@ class RefineConfig:
     """Neighbours of a sparse sample (from knn.parquet, nearest first) shown to the teacher as hints."""
     hint_chars: int = 600
     """Characters of each hint's prompt kept (longer ones are cut, marked with `...`); 0 keeps hints whole."""
+    context_max_tokens: int = 1024
+    """Tokens of a multi-turn sample's earlier turns shown to the teacher as context: the newest whole turns that fit,
+    oldest dropped first; 0 shows none (the teacher is told how many were left out). Counted by the tokenizer-free
+    estimate of the teacher's limits (characters / 4 + 4 per turn). Only what the teacher sees is cut: a simplify or
+    improve child keeps all of its parent's earlier turns. refine.json counts the samples cut and turns dropped."""
     prompt_max_tokens: int = 512
     """Max tokens of a teacher reply that writes a new prompt (refine's own limit; `teacher.max_tokens` is not
     used by refine, whose two phases need different lengths; the sampling temperature is `teacher.temperature`)."""
@@ -71,6 +76,8 @@ class RefineConfig:
         check(self.max_hints >= 0, f"refine.max_hints = {self.max_hints}; use 0 or more")
         check(self.hint_chars == 0 or self.hint_chars >= 20, f"refine.hint_chars = {self.hint_chars}; use at least 20 "
               "(or 0 to keep hints whole)")
+        check(self.context_max_tokens >= 0, f"refine.context_max_tokens = {self.context_max_tokens}; use 0 or more "
+              "(0 shows the teacher no earlier turn)")
         for name in ("prompt_max_tokens", "response_max_tokens"):
             check(getattr(self, name) >= 1, f"refine.{name} = {getattr(self, name)}; use 1 or more")
         check(self.token_budget >= 16, f"refine.token_budget = {self.token_budget}; use at least 16 tokens")

@@ -1,4 +1,5 @@
-"""refine.json: per operation requested, accepted, rejected by which check, teacher failures; tokens; D(r) counts."""
+"""refine.json: per operation requested, accepted, rejected by which check, teacher failures; tokens; D(r) counts;
+how the earlier turns of multi-turn samples were cut to fit `refine.context_max_tokens`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import Counter
 
 from middo.data.schema import REFINE_OPS
 from middo.refine.config import RefineConfig
+from middo.refine.context import CONTEXT_TOKENS, fit_context
 from middo.refine.gate import CHECKS
 from middo.refine.operations import Attempt
 
@@ -38,5 +40,21 @@ def refine_metrics(attempts: list[Attempt], counts: dict[str, int], usage: dict,
         "total": total,
         "dataset": {**counts, "before": counts["kept"] + counts["replaced"],
                     "after": counts["kept"] + counts["replaced"] + counts["added"]},
+        "context": context_metrics(attempts, config),
         "teacher_usage": usage,
+    }
+
+
+def context_metrics(attempts: list[Attempt], config: RefineConfig) -> dict:
+    """Parents worked on that have earlier turns, those whose context was cut, and the turns left out (each parent
+    counted once)."""
+    parents = {a.task.parent: a.task.messages for a in attempts}
+    contexts = [fit_context(messages, config.context_max_tokens) for messages in parents.values()]
+    return {
+        "max_tokens": config.context_max_tokens,
+        "token_count": CONTEXT_TOKENS,
+        "samples": sum(c.present for c in contexts),
+        "cut": sum(c.dropped > 0 for c in contexts),
+        "turns_dropped": sum(c.dropped for c in contexts),
+        "turns_shown": sum(len(c.shown) for c in contexts),
     }

@@ -3,7 +3,8 @@
 hard → simplify; low quality and not hard (or hard too, with `refine.hard_and_low_quality: both`) → improve;
 sparse → synthesize (`synth_per_sample` each). Phase one asks the teacher for every new prompt in one
 `Teacher.complete` call, phase two for every response in one more call, so the teacher's concurrency is used. A
-failed call or an unparseable reply ends that attempt (the parent stays).
+failed call or an unparseable reply ends that attempt (the parent stays). A multi-turn sample is worked on in its
+final exchange, its earlier turns shown as context (`middo.refine.context`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from middo.data.schema import prompt_messages
 from middo.errors import InputError, MiddoError
 from middo.refine.config import RefineConfig
+from middo.refine.context import CONTINUING_OPS, child_messages, fit_context
 from middo.refine.contract import JSON_FORMAT
 from middo.refine.history import earlier_notes
 from middo.refine.parse import read_reply
@@ -118,12 +119,13 @@ class TeacherFailure(MiddoError):
 
 
 def prompt_request(task: Task, config: RefineConfig, temperature: float, prompts: RefinePrompts) -> ChatRequest:
-    """The phase-one request of a task: write the new prompt."""
+    """The phase-one request of a task: write the new prompt (the sample's earlier turns shown as context)."""
+    context = fit_context(task.messages, config.context_max_tokens)
     if task.op == "synthesize":
         messages = prompts.synthesize(task.messages, list(task.hints), task.variant, config.synth_per_sample,
-                                      task.earlier)
+                                      task.earlier, context)
     else:
-        messages = prompts.rewrite(task.op, task.messages, task.earlier)
+        messages = prompts.rewrite(task.op, task.messages, task.earlier, context)
     response_format = JSON_FORMAT if prompts.reply_format == "json" else None
     return ChatRequest(messages=messages, temperature=temperature, max_tokens=config.prompt_max_tokens, op=task.op,
                        response_format=response_format)
@@ -131,8 +133,11 @@ def prompt_request(task: Task, config: RefineConfig, temperature: float, prompts
 
 def response_request(attempt: Attempt, config: RefineConfig, temperature: float,
                      prompts: RefinePrompts) -> ChatRequest:
-    """The phase-two request of a task: answer its new prompt."""
-    return ChatRequest(messages=prompts.respond(attempt.new_prompt), temperature=temperature,
+    """The phase-two request of a task: answer its new prompt, after the parent's earlier turns when the child
+    continues the parent's conversation (simplify, improve)."""
+    task = attempt.task
+    context = fit_context(task.messages, config.context_max_tokens) if task.op in CONTINUING_OPS else None
+    return ChatRequest(messages=prompts.respond(attempt.new_prompt, context), temperature=temperature,
                        max_tokens=config.response_max_tokens, op=f"{attempt.task.op}:respond")
 
 
@@ -155,7 +160,7 @@ def run_teacher(tasks: list[Task], teacher: Teacher, config: RefineConfig, tempe
     for attempt, reply in zip(live, replies, strict=True):
         response = _read(attempt, reply, "response", prompts.reply_format)
         if response is not None:
-            attempt.child = child_messages(attempt.task.messages, attempt.new_prompt, response)
+            attempt.child = child_messages(attempt.task.messages, attempt.task.op, attempt.new_prompt, response)
     _stop_on_failure(attempts, config, "response")
     _check_failure_rate(live, config, "response")
     return attempts
@@ -205,12 +210,3 @@ def _read(attempt: Attempt, reply: ChatReply, phase: str, reply_format: str = "m
         attempt.reason = f"reply has no usable {what} ({parsed.failure})"
     return parsed.text
 
-
-def child_messages(parent: list[dict], new_prompt: str, response: str) -> list[dict]:
-    """The parent's leading system turns, then the new prompt and its response."""
-    system = []
-    for message in prompt_messages(parent):
-        if message["role"] != "system":
-            break
-        system.append({"role": "system", "content": message["content"]})
-    return [*system, {"role": "user", "content": new_prompt}, {"role": "assistant", "content": response}]

@@ -16,9 +16,47 @@ class ScoreConfig:
     """Padded tokens per forward batch (batch size x longest sample); lower it if memory runs out."""
     reuse_base: bool = True
     """Reuse `loss_pre` by id from `--reuse` (the previous round's scores) when the base model is the same."""
+    backend: Literal["hf", "server"] = "hf"
+    """Where the forward passes run: `hf` (transformers, in this process) or `server` (inference servers: losses
+    from the prompt log-probabilities of a completions endpoint, embeddings from a mean-pooling embeddings endpoint;
+    see README "Scoring with inference servers"). Only the weights run elsewhere: token ids, the loss mask and the
+    pooled tokens come from this process's encoder, the one training uses."""
+    server_url: str | None = None
+    """`server`: base URL (ending in /v1) of an OpenAI-compatible completions server (vLLM) of the round model Mr."""
+    base_server_url: str | None = None
+    """`server`: base URL of a completions server of the base model M0; null computes the base losses that are not
+    reused in this process (as `hf`)."""
+    embed_url: str | None = None
+    """`server`: base URL of an embeddings server of the round model that mean-pools the last hidden states
+    without normalising them (vLLM `--runner pooling` with a MEAN pooler, `normalize` off)."""
+    logprobs: Literal["prompt_logprobs", "echo"] = "prompt_logprobs"
+    """`server`: how prompt log-probabilities are asked for: `prompt_logprobs` (vLLM's extension) or `echo` (the
+    legacy `echo: true, logprobs: 0`, for servers without the extension)."""
+    api_key_env: str = "MIDDO_SCORE_API_KEY"
+    """`server`: environment variable holding the servers' API key (never in params.yaml); unset is allowed only for
+    servers on this machine."""
+    concurrency: int = 16
+    """`server`: requests in flight at once per server."""
+    timeout_s: float = 600.0
+    """`server`: seconds one request may take before it is retried."""
+    max_retries: int = 3
+    """`server`: retries of a failed request (connection errors, 429, 5xx) before the stage fails."""
 
     def __post_init__(self) -> None:
         check(self.token_budget >= 16, f"score.token_budget = {self.token_budget}; use at least 16 tokens")
+        check(self.concurrency >= 1, f"score.concurrency = {self.concurrency}; use 1 or more requests in flight")
+        check(self.timeout_s > 0, f"score.timeout_s = {self.timeout_s}; use a positive number of seconds")
+        check(self.max_retries >= 0, f"score.max_retries = {self.max_retries}; use 0 or more")
+        check(bool(self.api_key_env), "score.api_key_env is empty; name an environment variable")
+        for name in ("server_url", "base_server_url", "embed_url"):
+            url = getattr(self, name)
+            check(url is None or url.startswith(("http://", "https://")),
+                  f"score.{name} = {url!r}; use an http(s) URL ending in /v1, such as http://127.0.0.1:8000/v1")
+        if self.backend == "server":
+            check(bool(self.server_url), "score.backend is `server` but score.server_url is not set; set it to the "
+                  "completions server of the round model (vllm serve models/rN, see README) or use backend `hf`")
+            check(bool(self.embed_url), "score.backend is `server` but score.embed_url is not set; set it to the "
+                  "mean-pooling embeddings server of the round model (see README) or use backend `hf`")
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ import polars as pl
 from middo.data.schema import read_samples
 from middo.errors import ConfigError
 from middo.log import get_logger, write_metrics
+from middo.model import ranks
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
 from middo.signals.judge_health import JudgeFailure, apply_health  # noqa: F401 (re-exported)
-from middo.signals.judge_local import rate_local
+from middo.signals.judge_local import LocalRatings, rate_local
 from middo.signals.judge_openai import rate_openai
 from middo.signals.judge_parse import MAX_SCORE, PARSERS
 from middo.signals.judge_prompts import ASPECTS, JudgePrompts, load_judge_prompts
@@ -92,14 +93,31 @@ class Judge:
         return self.prompts or load_judge_prompts(self.cfg.prompts, self.cfg.prompt_sees_response)
 
 
+def gather_ratings(local: LocalRatings, order: list[str], state) -> LocalRatings | None:
+    """Every process's share of the local ratings on process 0, in the dataset order `order`; None on the others."""
+    columns = {"id": local.ids, "scores": local.scores, "mass": local.mass, "replies": local.replies}
+    truncated = ranks.gather(local.truncated, state)
+    merged = ranks.gather_rows({k: v for k, v in columns.items() if v is not None}, order, state, "judge ratings")
+    if merged is None:
+        return None
+    return LocalRatings(merged["id"], merged.get("scores"), merged.get("mass"), merged.get("replies"), sum(truncated))
+
+
 def _local_ratings(samples: list[dict], judge: Judge):
+    """(ratings [N, 6], metrics) on process 0 (each process rates a share: `middo.model.ranks`); None on others."""
     model_cfg, judge_cfg = judge.model_cfg, judge.cfg
-    model, tokenizer = load_model(judge.model_path, device=model_cfg.device, dtype=model_cfg.dtype,
-                                  trust_remote_code=model_cfg.trust_remote_code)
+    state = ranks.start(model_cfg.device)
+    model, tokenizer = load_model(judge.model_path, device=ranks.rank_device(model_cfg.device, state),
+                                  dtype=model_cfg.dtype, trust_remote_code=model_cfg.trust_remote_code)
     generate = judge_cfg.mode == "generate"
-    local = rate_local(model, tokenizer, samples, judge_cfg.token_budget, generate, judge_cfg.max_new_tokens,
-                       model_cfg.max_length, model_cfg.chat_template, prompts=judge.rating_prompts())
-    metrics = {"truncated": local.truncated}
+    local = rate_local(model, tokenizer, ranks.shard(samples, state), judge_cfg.token_budget, generate,
+                       judge_cfg.max_new_tokens, model_cfg.max_length, model_cfg.chat_template,
+                       prompts=judge.rating_prompts())  # fmt: skip
+    local = gather_ratings(local, [sample["id"] for sample in samples], state)
+    ranks.stop(state)
+    if local is None:
+        return None
+    metrics = {"truncated": local.truncated, "processes": state.num_processes}
     if generate:
         parse = PARSERS[judge_cfg.parse]
         ratings = np.array([[parse(reply) for reply in row] for row in local.replies], dtype=np.float64)
@@ -113,8 +131,9 @@ def _local_ratings(samples: list[dict], judge: Judge):
     return ratings, metrics
 
 
-def judge_samples(samples: list[dict], judge: Judge) -> JudgeResult:
-    """Rate `samples` (dicts with `id`, `messages`) with the configured judge."""
+def judge_samples(samples: list[dict], judge: Judge) -> JudgeResult | None:
+    """Rate `samples` (dicts with `id`, `messages`) with the configured judge; under a data-parallel launcher (local
+    modes) the result is on process 0, None on the others."""
     started = time.perf_counter()
     if judge.cfg.mode == "openai":
         if judge.teacher is None:
@@ -122,7 +141,10 @@ def judge_samples(samples: list[dict], judge: Judge) -> JudgeResult:
                               "section with make_teacher and pass it")
         ratings, metrics = rate_openai(samples, judge.teacher, judge.cfg, judge.rating_prompts())
     else:
-        ratings, metrics = _local_ratings(samples, judge)
+        local = _local_ratings(samples, judge)
+        if local is None:
+            return None
+        ratings, metrics = local
     table = ratings_table([sample["id"] for sample in samples], ratings)
     n_ratings = ratings.size
     nan_ratings = int(np.isnan(ratings).sum())
@@ -145,11 +167,13 @@ def judge_samples(samples: list[dict], judge: Judge) -> JudgeResult:
     return JudgeResult(table, metrics)
 
 
-def run_judge(paths: JudgePaths, judge: Judge) -> JudgeResult:
+def run_judge(paths: JudgePaths, judge: Judge) -> JudgeResult | None:
     """Read the dataset, rate it, write the ratings table, the metrics JSON (with the teacher's usage when it
     judged) and the histogram CSV."""
     frame = read_samples(paths.data)
     result = judge_samples(frame.select("id", "messages").to_dicts(), judge)
+    if result is None:  # a data-parallel process other than 0: its ratings went to process 0
+        return None
     if judge.teacher is not None:
         result.metrics["teacher_usage"] = judge.teacher.usage()
     result.table = apply_health(result.table, result.metrics, judge.cfg)

@@ -2,9 +2,10 @@
 
 Which tokens a score is depends on the tokenizer: each score string is tokenised as the start of the assistant's
 reply (the chat template's generation prompt followed by the score). `0`..`9` must each be one token. `10` is
-either one token of its own, or the `1` token followed by a `0` token; in that case the mass of the first-step
-`1` is split between 1 and 10 by the probability of `0` at the second step (P(10) = P(1)·P(0|1), P(1) =
-P(1)·(1 - P(0|1))), read from the same forward pass by appending the `1` token to every rating prompt.
+either one token of its own, or the `1` token followed by a `0` token (Qwen-style tokenizers write every digit
+alone); in that case the mass of the first-step `1` is split between 1 and 10 by the probability of `0` at the second
+step (P(10) = P(1)·P(0|1), P(1) = P(1)·(1 - P(0|1))), read from the same forward pass by appending the `1` token to
+every rating prompt. Any other split fails loudly, naming the score label and `judge.mode`: never a silent rating.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from middo.errors import ConfigError
 
 SCORES = torch.arange(11, dtype=torch.float64)
+FIX = "set judge.mode to `generate` (the reply is parsed) for this model"
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,25 @@ def score_tokens(tokenizer: PreTrainedTokenizerBase) -> ScoreTokens:
     def reply_ids(score: int) -> list[int]:
         full = tokenizer(context + str(score), add_special_tokens=False)["input_ids"]
         if full[: len(base)] != base:
-            raise ConfigError(f"the tokenizer merges the score {score} into the chat template's generation prompt; "
-                              "set judge.mode to `generate` for this model")
+            raise ConfigError(f"the judge's tokenizer merges the score label {str(score)!r} into the chat template's "
+                              f"generation prompt, so no token of the reply is the score; {FIX}")
         return full[len(base):]
 
+    def pieces(ids: list[int]) -> str:
+        return f"{len(ids)} tokens {[tokenizer.decode([token]) for token in ids]}"
+
     digits = [reply_ids(score) for score in range(10)]
-    if any(len(ids) != 1 for ids in digits):
-        raise ConfigError(f"the tokenizer splits single digits into several tokens ({digits}); set judge.mode to "
-                          "`generate` for this model")
+    for score, ids in enumerate(digits):
+        if len(ids) != 1:
+            raise ConfigError(f"the score label {str(score)!r} is {pieces(ids)} of the judge's tokenizer, not one; "
+                              f"the logits judge reads one token per digit; {FIX}")
     ten = reply_ids(10)
     if len(ten) == 1:
         return ScoreTokens(tuple(ids[0] for ids in digits), ten[0], None)
     if len(ten) == 2 and ten[0] == digits[1][0]:
         return ScoreTokens(tuple(ids[0] for ids in digits), None, ten[1])
-    raise ConfigError(f"the tokenizer writes 10 as {ten}, neither one token nor `1` then `0`; set judge.mode to "
-                      "`generate` for this model")
+    raise ConfigError(f"the score label '10' is {pieces(ten)} of the judge's tokenizer, neither one token nor the `1` "
+                      f"token then one more; the logits judge cannot read its probability; {FIX}")
 
 
 def expected_scores(first: torch.Tensor, second: torch.Tensor | None, tokens: ScoreTokens):

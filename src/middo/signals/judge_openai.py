@@ -38,12 +38,7 @@ def rating_from_reply(reply: ChatReply, min_mass: float = 0.0, parse=parse_ratin
 
 def rate_openai(samples: list[dict], teacher: Teacher, judge_cfg: JudgeConfig, prompts: JudgePrompts):
     """(ratings [N, 6], metrics) from the stage's teacher; its usage is the stage's, reported by the caller."""
-    logprobs = judge_cfg.top_logprobs or None
-    requests = [
-        ChatRequest(messages, temperature=0.0, max_tokens=judge_cfg.max_new_tokens, op=OP, logprobs=logprobs)
-        for sample in samples
-        for messages in prompts.sample_rating_messages(list(sample["messages"]))
-    ]
+    requests = rating_requests(samples, judge_cfg, prompts)
     replies = teacher.complete(requests)
     parse = PARSERS[judge_cfg.parse]
     read = [rating_from_reply(reply, judge_cfg.min_score_mass, parse) for reply in replies]
@@ -57,3 +52,14 @@ def rate_openai(samples: list[dict], teacher: Teacher, judge_cfg: JudgeConfig, p
         "parse_failures": how.count("unparseable"),
     }
     return ratings, metrics
+
+
+def rating_requests(samples: list[dict], judge_cfg: JudgeConfig, prompts: JudgePrompts) -> list[ChatRequest]:
+    """The six rating requests of each sample (dicts with `messages`), sample by sample: what `rate_openai` sends
+    and the dry run (`middo.signals.judge_estimate`) counts."""
+    logprobs = judge_cfg.top_logprobs or None
+    return [
+        ChatRequest(messages, temperature=0.0, max_tokens=judge_cfg.max_new_tokens, op=OP, logprobs=logprobs)
+        for sample in samples
+        for messages in prompts.sample_rating_messages(list(sample["messages"]))
+    ]

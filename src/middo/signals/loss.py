@@ -11,7 +11,7 @@ import polars as pl
 
 from middo.data.schema import read_samples
 from middo.log import get_logger, write_metrics
-from middo.model import forward, load
+from middo.model import forward, load, ranks
 from middo.model.config import EmbedConfig, ModelConfig
 from middo.signals.base_cache import FINGERPRINT_COLUMN, base_fingerprint, reusable_base_losses
 from middo.signals.config import ScoreConfig
@@ -19,6 +19,9 @@ from middo.signals.embeddings import save_embeddings
 from middo.tables import write_table
 
 log = get_logger(__name__)
+
+COUNTED = ("base_reused", "base_scored", "embed_fallbacks", "seconds_base", "seconds_round")
+"""Metrics of one process's share that `score_metrics` combines over the processes."""
 
 SCORES_SCHEMA = {
     "id": pl.Utf8,
@@ -50,6 +53,17 @@ def _run_forward(model_path: str | Path, model_cfg: ModelConfig, samples: list[d
     return result
 
 
+def _pass(path: str | Path, model_cfg: ModelConfig, score_cfg: ScoreConfig, samples: list[dict],
+          pooling: EmbedConfig | None, setting: str, gguf_file: str | None = None) -> forward.ForwardResult:
+    """One model's pass: in process (`score.backend: hf`, or a null server `setting`) or on the inference servers."""
+    url = getattr(score_cfg, setting.removeprefix("score."))
+    if score_cfg.backend == "server" and url:
+        from middo.signals.loss_server import server_forward
+
+        return server_forward(path, model_cfg, score_cfg, samples, url, setting, pooling, gguf_file)
+    return _run_forward(path, model_cfg, samples, score_cfg.token_budget, pooling, gguf_file=gguf_file)
+
+
 def _stats(values: np.ndarray, name: str) -> dict:
     finite = values[np.isfinite(values)]
     if not len(finite):
@@ -76,12 +90,12 @@ def score_samples(samples: list[dict], base: str | Path, model: str | Path, mode
     loss_pre = dict(cached)
     if todo:
         log.info("base model: scoring %d samples (%d reused by id)", len(todo), len(cached))
-        pre = _run_forward(base, model_cfg, todo, score_cfg.token_budget, None, gguf_file=model_cfg.gguf_file)
+        pre = _pass(base, model_cfg, score_cfg, todo, None, "score.base_server_url", gguf_file=model_cfg.gguf_file)
         loss_pre.update(zip(pre.ids, pre.loss.tolist(), strict=True))
     else:
         log.info("base model: all %d base losses reused by id; not loaded", len(samples))
     base_seconds = time.perf_counter() - started
-    cur = _run_forward(model, model_cfg, samples, score_cfg.token_budget, pooling)
+    cur = _pass(model, model_cfg, score_cfg, samples, pooling, "score.server_url")
     round_seconds = time.perf_counter() - started - base_seconds
     table = pl.DataFrame(
         {
@@ -94,21 +108,41 @@ def score_samples(samples: list[dict], base: str | Path, model: str | Path, mode
         },
         schema=SCORES_SCHEMA,
     )
-    metrics = {
-        "samples": len(samples),
-        "base_reused": len(cached),
-        "base_scored": len(todo),
-        "truncated": cur.truncated,
+    counts = {"base_reused": len(cached), "base_scored": len(todo), "embed_fallbacks": cur.embed_fallbacks,
+              "seconds_base": base_seconds, "seconds_round": round_seconds}  # fmt: skip
+    return ScoreResult(table, cur.embeddings, score_metrics(table, pooling, [counts]))
+
+
+def score_metrics(table: pl.DataFrame, pooling: EmbedConfig, counts: list[dict]) -> dict:
+    """The metrics of a scores table; `counts` holds each process's reuse counts and seconds (summed, and the
+    slowest process's seconds)."""
+    seconds_base = max(part["seconds_base"] for part in counts)
+    seconds_round = max(part["seconds_round"] for part in counts)
+    return {
+        "samples": len(table),
+        "processes": len(counts),
+        "base_reused": sum(part["base_reused"] for part in counts),
+        "base_scored": sum(part["base_scored"] for part in counts),
+        "truncated": int(table["truncated"].sum()),
         "embed_pool": pooling.pool,
-        "embed_fallbacks": cur.embed_fallbacks,
-        "seconds_base": base_seconds,
-        "seconds_round": round_seconds,
-        "seconds": base_seconds + round_seconds,
-        "tokens_scored": int(cur.n_tokens.sum()),
+        "embed_fallbacks": sum(part["embed_fallbacks"] for part in counts),
+        "seconds_base": seconds_base,
+        "seconds_round": seconds_round,
+        "seconds": max(part["seconds_base"] + part["seconds_round"] for part in counts),
+        "tokens_scored": int(table["n_tokens"].sum()),
         **_stats(table["loss_pre"].to_numpy(), "loss_pre"),
-        **_stats(cur.loss, "loss_cur"),
+        **_stats(table["loss_cur"].to_numpy(), "loss_cur"),
     }
-    return ScoreResult(table, cur.embeddings, metrics)
+
+
+def gather_scores(part: ScoreResult, order: list[str], pooling: EmbedConfig, state) -> ScoreResult | None:
+    """Every process's share of the scores on process 0, in the dataset order `order`; None on the others."""
+    counts = ranks.gather({key: part.metrics[key] for key in COUNTED}, state)
+    gathered = ranks.gather_table(part.table, order, state, "scores", {"embedding": part.embeddings})
+    if gathered is None:
+        return None
+    table, arrays = gathered
+    return ScoreResult(table, arrays["embedding"], score_metrics(table, pooling, counts))
 
 
 @dataclass(frozen=True)
@@ -131,14 +165,25 @@ class ScorePaths:
     """Previous round's scores table: base losses reused by id."""
 
 
-def run_score(paths: ScorePaths, model_cfg: ModelConfig, score_cfg: ScoreConfig, pooling: EmbedConfig) -> ScoreResult:
-    """Read the dataset, score it, write the scores table, the embeddings and the metrics JSON."""
+def run_score(paths: ScorePaths, model_cfg: ModelConfig, score_cfg: ScoreConfig,
+              pooling: EmbedConfig) -> ScoreResult | None:
+    """Read the dataset, score it, write the scores table, the embeddings and the metrics JSON.
+
+    Under a data-parallel launcher each process scores a length-balanced share and process 0 writes the tables of
+    all of them (`middo.model.ranks`); the other processes return None."""
     frame = read_samples(paths.data)
     samples = frame.select("id", "messages").to_dicts()
-    result = score_samples(samples, paths.base, paths.model, model_cfg, score_cfg, pooling, paths.reuse)
+    state = ranks.start(model_cfg.device)
+    mine = ranks.shard(samples, state)
+    part = score_samples(mine, paths.base, paths.model, ranks.on_rank_device(model_cfg, state), score_cfg, pooling,
+                         paths.reuse)  # fmt: skip
+    result = gather_scores(part, [sample["id"] for sample in samples], pooling, state)
+    ranks.stop(state)
+    if result is None:
+        return None
     write_table(result.table, paths.output)
     save_embeddings(paths.embeddings, result.table["id"].to_list(), result.embeddings)
     write_metrics(result.metrics, paths.metrics)
-    log.info("scored %d samples in %.1fs (%d base losses reused)", len(samples), result.metrics["seconds"],
-             result.metrics["base_reused"])
+    log.info("scored %d samples in %.1fs on %d process(es) (%d base losses reused)", len(samples),
+             result.metrics["seconds"], result.metrics["processes"], result.metrics["base_reused"])
     return result

@@ -88,9 +88,14 @@ def send_batch(teacher: OpenAITeacher, requests: list[ChatRequest], keys: list[s
     """Replies to `requests` through one batch (or the pending one for the same set); failed lines are retried once,
     live or in a new batch (`teacher.batch_retry`)."""
     cfg = teacher.cfg
+    # the caps admit each request at its worst case, in order: the batch holds only those that fit, the rest are
+    # `budget` failures (no reply settles a reservation before the batch is back)
     allowed = [teacher.budget.reserve(request) for request in requests]
-    replies: dict[str, ChatReply] = {key: failed("budget", f"not sent: {teacher.budget.stopped} reached")
-                                     for key, ok in zip(keys, allowed, strict=True) if not ok}
+    replies: dict[str, ChatReply] = {}
+    for request, key, ok in zip(requests, keys, allowed, strict=True):
+        if not ok:
+            replies[key] = failed("budget", f"not sent: {teacher.budget.stopped} reached")
+            teacher._usage.record(request, replies[key])  # counted as a live run counts it (not as a request)
     sent = [(request, key) for request, key, ok in zip(requests, keys, allowed, strict=True) if ok]
     if sent:
         results = run_batch(teacher, [r for r, _ in sent], [k for _, k in sent])
