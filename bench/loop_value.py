@@ -12,6 +12,7 @@ Arms, as `dvc exp run -n s<seed>-<arm> -S data.seed=... -S data.eval=... -S pret
     middo     nothing more: params.yaml as it is
     random    -S select.mode=random     (the σ-rule's number of flags per signal, chosen at random)
     nogate    -S refine.gate=false      (every parsed child accepted)
+    mrgate    -S refine.gate_loss_model=round  (the simplify check under Mr, as before issue 19)
     oracle    -S data.seed=data/suites/s<seed>/oracle/seed.jsonl, target eval-1
     retrain   -S train.seed=<train.seed + 1>, target eval-1
 
@@ -84,6 +85,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "middo": {},
     "random": {"select.mode": "random"},
     "nogate": {"refine.gate": False},
+    "mrgate": {"refine.gate_loss_model": "round"},  # the simplify check before issue 19 (under Mr)
     "oracle": {},  # data.seed -> the oracle file (exp_settings)
     "retrain": {},  # train.seed + 1 (exp_settings)
 }
@@ -598,8 +600,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--arms takes names from {list(ARMS)} (got {unknown or arms}); --seeds at least one seed")
     pipeline_arms = [a for a in arms if a not in CONTROLS]
     if any(a in CONTROLS for a in arms) and not pipeline_arms:
-        parser.error("--arms: oracle and retrain need a pipeline arm (middo, random or nogate) too; they take its "
-                     "round-1 model as their eval@1")
+        parser.error("--arms: oracle and retrain need a pipeline arm (middo, random, nogate or mrgate) too; they take "
+                     "its round-1 model as their eval@1")
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds takes 1 or more")
 

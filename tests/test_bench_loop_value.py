@@ -43,9 +43,10 @@ def test_each_arm_maps_to_settings_and_a_target():
     assert lv.exp_settings("middo", 2, PARAMS) == suite
     assert lv.exp_settings("random", 2, PARAMS) == {**suite, "select.mode": "random"}
     assert lv.exp_settings("nogate", 2, PARAMS) == {**suite, "refine.gate": False}
+    assert lv.exp_settings("mrgate", 2, PARAMS) == {**suite, "refine.gate_loss_model": "round"}
     assert lv.exp_settings("oracle", 2, PARAMS) == {**suite, "data.seed": "data/suites/s2/oracle/seed.jsonl"}
     assert lv.exp_settings("retrain", 2, PARAMS) == {**suite, "train.seed": 4}
-    assert [lv.exp_target(arm) for arm in lv.ARMS] == [None, None, None, "eval-1", "eval-1"]
+    assert [lv.exp_target(arm) for arm in lv.ARMS] == [None, None, None, None, "eval-1", "eval-1"]
     assert lv.override_args({"refine.gate": False, "train.seed": 4, "select.mode": "random", "x.y": "true",
                              "a.b": None, "c.d": "a b"}) == [
         "-S", "refine.gate=false", "-S", "train.seed=4", "-S", "select.mode=random", "-S", 'x.y="true"',

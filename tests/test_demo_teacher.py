@@ -8,11 +8,13 @@ import random
 import pytest
 from openai import OpenAI
 
+from middo.demo import sim_process
 from middo.demo.defects import garbled_prompt, noisy_words
 from middo.demo.families import FAMILIES
 from middo.demo.sim_teacher import make_sim_teacher
 from middo.demo.tasks import Item, family, recognise, render, solve
 from middo.demo.teacher import FRAMES, SIM_MODEL, between, running_sim_teacher, simulate
+from middo.errors import MiddoError
 from middo.refine import contract as P
 from middo.refine.prompts import load_refine_prompts
 from middo.teacher.config import TeacherConfig
@@ -150,6 +152,15 @@ def test_sim_backend_retries_past_simulated_server_errors():
     assert n_server_errors > 0 and usage["retries"] == n_server_errors
     for reply, outcome in zip(replies, expected, strict=True):
         assert reply.text == outcome.text
+    counted = teacher.server.stats  # by the server's own process, reported when the teacher closed it
+    assert counted.total == len(requests) + n_server_errors == usage["attempts"]
+    assert counted.by_status == {"200": len(requests), "500": n_server_errors}
+
+
+def test_a_sim_server_process_that_cannot_start_is_a_message(monkeypatch):
+    monkeypatch.setattr(sim_process.sys, "executable", "false")  # exits 1 at once, prints nothing
+    with pytest.raises(MiddoError, match="simulated teacher's server did not start \\(exit code 1"):
+        sim_process.SimServerProcess(0.1, 0)
 
 
 @pytest.mark.parametrize("op", ["simplify", "improve"])

@@ -100,5 +100,7 @@ def test_simplify_is_judged_under_m0_not_under_the_model_that_memorised_the_pare
     assert verdict.accepted, verdict.detail
     assert np.isclose(verdict.scores["loss"], under_m0[sample_id(child)], rtol=1e-4)
     assert np.isclose(verdict.scores["parent_loss"], under_m0[parent], rtol=1e-4)
-    biased = review(lambda s: losses(memorised, s, cfg))  # the former check, under Mr
+    former = model_scorers(cfg, RefineConfig(gate_loss_model="round"), judge, EmbedConfig(), base=str(base))
+    biased = review(former.loss)  # the check before issue 19, under Mr (kept as a setting for comparisons)
     assert not biased.accepted and biased.check == "signal" and "not lower than the parent" in biased.detail
+    assert np.isclose(biased.scores["parent_loss"], under_mr[parent], rtol=1e-4)

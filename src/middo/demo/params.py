@@ -10,7 +10,7 @@ DEMO_PARAMS: dict[str, dict] = {
     "model": {"base": "models/base"},
     "pretrain": {"corpus": "data/demo/corpus.txt", "epochs": 4},
     # the 0.76M model needs many passes and a high rate to learn the task families within the demo's minutes
-    "train": {"epochs": 30, "lr": 0.002, "scheduler": "cosine_with_min_lr", "min_lr_ratio": 0.1, "warmup_ratio": 0.05,
+    "train": {"epochs": 40, "lr": 0.002, "scheduler": "cosine_with_min_lr", "min_lr_ratio": 0.1, "warmup_ratio": 0.05,
               "token_budget": 1024, "gradient_checkpointing": False, "save_steps": 0},
     # the round model rating itself is at chance on the demo (README: docs/results.md); the simulated judge rates
     "judge": {"mode": "openai"},

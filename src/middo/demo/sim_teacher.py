@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from middo.config import check, from_dict
-from middo.demo.teacher import SIM_MODEL, start_sim_server
+from middo.demo.sim_process import SimServerProcess
+from middo.demo.teacher import SIM_MODEL
 from middo.teacher.client import OpenAITeacher
 from middo.teacher.config import TeacherConfig
 from middo.teacher.types import ChatReply, ChatRequest
@@ -41,16 +42,21 @@ class SimOptions:
 
 
 class SimTeacher:
-    """A `Teacher` whose endpoint is the simulated teacher on an ephemeral loopback port, started here.
+    """A `Teacher` whose endpoint is the simulated teacher on an ephemeral loopback port, served by a process started
+    here (`middo.demo.sim_process`: client and server then run on two cores, not under one interpreter lock).
 
     The request cache is off: the port (part of the cache key) changes per run and the simulation is free.
     """
 
     def __init__(self, cfg: TeacherConfig, options: SimOptions) -> None:
-        self._server = start_sim_server(options.error_rate, options.seed)
+        self._server = SimServerProcess(options.error_rate, options.seed)
         client_cfg = dataclasses.replace(cfg, backend="openai", base_url=self._server.base_url, model=SIM_MODEL,
                                          cache_path="", api_key_env=SIM_KEY_ENV, options={})
-        self._client = OpenAITeacher(client_cfg)
+        try:
+            self._client = OpenAITeacher(client_cfg)
+        except BaseException:
+            self._server.stop()
+            raise
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatReply]:
         """Replies in request order (see `OpenAITeacher.complete`)."""
@@ -61,8 +67,8 @@ class SimTeacher:
         return self._client.usage() | {"simulated": True, "model": SIM_MODEL}
 
     @property
-    def server(self):
-        """The loopback `ChatServer` (its `stats` count the requests it received)."""
+    def server(self) -> SimServerProcess:
+        """The server process (its `stats` count the requests it received, once the teacher is closed)."""
         return self._server
 
     def close(self) -> None:

@@ -15,6 +15,10 @@ class RefineConfig:
     gate: bool = True
     """Check every child (not empty, not a copy, not a near-duplicate, better on its signal); false is the control
     arm that accepts every parsed child (an id already in the dataset is still refused: ids stay unique)."""
+    gate_loss_model: Literal["base", "round"] = "base"
+    """The model whose losses decide whether a simplified child is easier than its parent: `base` (M0, which saw
+    neither), or `round` (Mr: trained on the parent and never on the child, it favours the parent and turned away
+    about half the good simplified children; the choice before issue 19, kept to compare with earlier results)."""
     dup_threshold: float = 0.999
     """A child whose prompt embedding has cosine above this to any sample of D(r-1) or to an accepted child is a
     near-duplicate and rejected. Cosines are taken after subtracting D(r-1)'s mean embedding; mean-pooled states of

@@ -62,10 +62,14 @@ class GateScorers:
 
 def model_scorers(model_cfg: ModelConfig, refine_cfg: RefineConfig, judge: Judge, pooling: EmbedConfig,
                   base: str | Path) -> GateScorers:
-    """Embeddings under Mr (pooled as the score stage pools them), losses under M0 at `base`, ratings from the
-    round's judge; each model is loaded on first use and one is held at a time."""
+    """Embeddings under Mr (pooled as the score stage pools them), losses under M0 at `base` (or under Mr with
+    `refine.gate_loss_model: round`), ratings from the round's judge; each model is loaded on first use and one is
+    held at a time."""
     current = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg, pooling)
-    original = ModelScorer.from_path(base, refine_cfg.token_budget, model_cfg, None, gguf_file=model_cfg.gguf_file)
+    if refine_cfg.gate_loss_model == "round":
+        original = ModelScorer.from_path(judge.model_path, refine_cfg.token_budget, model_cfg, None)
+    else:
+        original = ModelScorer.from_path(base, refine_cfg.token_budget, model_cfg, None, gguf_file=model_cfg.gguf_file)
     rate_with_judge = judge_rater(judge)
 
     def loss(samples: list[dict]) -> dict[str, float]:
