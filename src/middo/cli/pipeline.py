@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from middo.cli.data import OnError
 from middo.pipeline.presets import PRESETS, RECIPES
 
 app = typer.Typer()
@@ -42,11 +43,6 @@ class JudgeMode(StrEnum):
     logits = "logits"
     generate = "generate"
     openai = "openai"
-
-
-class OnError(StrEnum):
-    fail = "fail"
-    skip = "skip"
 
 
 def _names(table: dict) -> str:
