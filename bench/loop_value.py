@@ -521,6 +521,8 @@ def self_judge_auroc(project: Path, scratch: Path, params: dict) -> float:
     scratch.mkdir(parents=True, exist_ok=True)
     self_params = copy.deepcopy(params)
     self_params["judge"]["mode"] = "logits"
+    # A diagnostic of the raw self-ratings: keep every one, however little score mass, and never refuse the signal.
+    self_params["judge"].update(min_score_mass=0.0, max_failure_rate=1.0, min_quality_std=0.0)
     (scratch / "params.yaml").write_text(yaml.safe_dump(self_params, sort_keys=False), encoding="utf-8")
     ratings = scratch / "ratings_self.parquet"
     argv = [sys.executable, "-m", "stages.judge", "--data", "data/r0/dataset.parquet", "--model", "models/r1",

@@ -17,7 +17,7 @@ from middo.signals.judge import Judge, judge_samples
 from middo.signals.judge_encode import encode_ratings
 from middo.signals.judge_local import rate_local, shared_prefix
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
-from middo.signals.judge_prompts import ASPECTS
+from middo.signals.judge_prompts import ASPECTS, load_judge_prompts
 
 CPU = ModelConfig(base="unused", device="cpu")
 
@@ -37,24 +37,43 @@ def test_judge_trained_on_one_answer_rates_near_it(tiny_model_dir, tmp_path_fact
     assert generated.metrics["parse_failures"] == 0
 
 
-def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir):
+def _full_prompt_ids(tokenizer, prompts, sample) -> list[list[int]]:
+    """The six rating prompts tokenised whole, each on its own (no prefix sharing)."""
+    from middo.data.schema import response_text
+    from middo.signals.judge_prompts import prompt_text
+
+    prompt, response = prompt_text(sample["messages"]), response_text(sample["messages"])
+    texts = [tokenizer.apply_chat_template(prompts.rating_messages(prompt, response, aspect), tokenize=False,
+                                           add_generation_prompt=True) for aspect in ASPECTS]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+@pytest.mark.parametrize("sees_response", [False, True])
+def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_response):
     model, tokenizer = load_model(tiny_model_dir, device="cpu")
+    prompts = load_judge_prompts(prompt_sees_response=sees_response)
     samples = make_samples(7)
     tokens = score_tokens(tokenizer)
     reference = np.zeros((len(samples), len(ASPECTS)))
     for i, sample in enumerate(samples):
-        encoded = encode_ratings(tokenizer, sample["id"], sample["messages"], 1000)
+        full = _full_prompt_ids(tokenizer, prompts, sample)
+        encoded = encode_ratings(tokenizer, sample["id"], sample["messages"], 1000, prompts=prompts)
+        assert [encoded.prompt_ids(j) for j in range(len(ASPECTS))] == full
         assert len(encoded.prefix) > 20  # the six prompts really share the sample block
-        for j, suffix in enumerate(encoded.suffixes):
-            ids = encoded.prefix + suffix + [tokens.digits[1]]
+        # prompt questions on the prompt alone: the response block is a branch computed once, not three times
+        assert bool(encoded.branch) != sees_response
+        assert encoded.cost() == sum(map(len, full)) - 5 * len(encoded.prefix) - 2 * len(encoded.branch)
+        for j, ids in enumerate(full):
+            ids = ids + [tokens.digits[1]]
             with torch.no_grad():
                 logits = model(input_ids=torch.tensor([ids])).logits[0]
             n = len(ids) - 1
             reference[i, j] = float(expected_scores(logits[n - 1 : n], logits[n : n + 1], tokens)[0][0])
-    encoded = [encode_ratings(tokenizer, s["id"], s["messages"], 1000) for s in samples]
+    encoded = [encode_ratings(tokenizer, s["id"], s["messages"], 1000, prompts=prompts) for s in samples]
     assert shared_prefix(model, encoded).length > 20  # the instructions are computed once for all samples
     for budget, share in ((300, True), (100_000, True), (100_000, False)):  # different batch compositions
-        result = rate_local(model, tokenizer, samples, budget, generate=False, share_prefix=share, progress=False)
+        result = rate_local(model, tokenizer, samples, budget, generate=False, share_prefix=share, progress=False,
+                            prompts=prompts)
         assert result.ids == [s["id"] for s in samples]
         np.testing.assert_allclose(result.scores, reference, atol=1e-5)
 
@@ -65,7 +84,7 @@ def test_long_samples_are_cut_to_fit_the_context(tiny_model_dir):
     long[1] = {"id": "long", "messages": [{"role": "user", "content": "the cat sees a dog. " * 400},
                                           {"role": "assistant", "content": "a river. " * 300}]}
     encoded = encode_ratings(tokenizer, "long", long[1]["messages"], 400)
-    assert encoded.truncated and all(len(encoded.prefix) + len(s) <= 400 for s in encoded.suffixes)
+    assert encoded.truncated and all(len(encoded.prompt_ids(j)) <= 400 for j in range(len(ASPECTS)))
     result = rate_local(model, tokenizer, long, 4096, generate=False, max_length=400, progress=False)
     assert result.truncated == 1 and np.isfinite(result.scores).all()
 

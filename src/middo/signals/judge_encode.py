@@ -1,13 +1,16 @@
-"""Tokenise the six rating prompts of a sample as one shared prefix plus six short suffixes.
+"""Tokenise the six rating prompts of a sample as a small tree: a shared prefix, a branch, six short suffixes.
 
-The prefix is the longest common *token* prefix of the six full tokenisations, so prefix + suffix is exactly the
-tokenisation of each full prompt, whatever the tokenizer. Samples too long for the context have their prompt and
-response texts cut (head kept, marked `[...]`) and are counted.
+The prefix is the longest common *token* prefix of the six full tokenisations (the instructions and the prompt
+block). When the prompt questions see the prompt alone, the three response prompts share more than that (the
+response block): that part is the branch, computed once and continued by the three response questions, while the
+prompt questions continue from the prefix. prefix (+ branch) + suffix is exactly the tokenisation of each full
+prompt, whatever the tokenizer. Samples too long for the context have their prompt and response texts cut (head
+kept, marked `[...]`) and are counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
@@ -19,16 +22,24 @@ CUT_MARK = " [...]"
 
 @dataclass(frozen=True)
 class RatingInput:
-    """Token ids of one sample's six rating prompts: `prefix + suffixes[j]` is the prompt of `ASPECTS[j]`."""
+    """Token ids of one sample's six rating prompts: the prompt of `ASPECTS[j]` is `prefix + suffixes[j]`, or
+    `prefix + branch + suffixes[j]` when `after_branch[j]`."""
 
     id: str
     prefix: list[int]
     suffixes: list[list[int]]
     truncated: bool
+    branch: list[int] = field(default_factory=list)
+    after_branch: tuple[bool, ...] = (False,) * len(ASPECTS)
 
     def cost(self) -> int:
-        """Tokens this sample puts through the model (the prefix once, each suffix once)."""
-        return len(self.prefix) + sum(len(suffix) for suffix in self.suffixes)
+        """Tokens this sample puts through the model (the prefix and the branch once, each suffix once)."""
+        return len(self.prefix) + len(self.branch) + sum(len(suffix) for suffix in self.suffixes)
+
+    def prompt_ids(self, aspect_index: int) -> list[int]:
+        """The whole token ids of one aspect's rating prompt."""
+        branch = self.branch if self.after_branch[aspect_index] else []
+        return self.prefix + branch + self.suffixes[aspect_index]
 
 
 def _render(tokenizer: PreTrainedTokenizerBase, prompts: JudgePrompts, prompt: str, response: str) -> list[list[int]]:
@@ -84,8 +95,15 @@ def encode_ratings(tokenizer: PreTrainedTokenizerBase, sample_id: str, messages:
     prefix is a single token and each suffix is nearly the whole prompt (the six-separate-sequences baseline, kept
     for benchmarks).
     """
-    rows, truncated = _fit(tokenizer, prompts or load_judge_prompts(), prompt_text(messages), response_text(messages),
-                           limit)
-    shared = _common_prefix_length(rows) if share_prefix else 1
-    shared = min(shared, min(len(row) for row in rows) - 1)  # every suffix keeps at least one token
-    return RatingInput(sample_id, rows[0][:shared], [row[shared:] for row in rows], truncated)
+    prompts = prompts or load_judge_prompts()
+    rows, truncated = _fit(tokenizer, prompts, prompt_text(messages), response_text(messages), limit)
+    if not share_prefix:
+        return RatingInput(sample_id, rows[0][:1], [row[1:] for row in rows], truncated)
+    shared = min(_common_prefix_length(rows), min(len(row) for row in rows) - 1)  # each suffix keeps a token
+    after = tuple(prompts.sees_response(aspect) for aspect in ASPECTS)
+    branched = [row for row, sees in zip(rows, after, strict=True) if sees]
+    if all(after) or not branched:
+        return RatingInput(sample_id, rows[0][:shared], [row[shared:] for row in rows], truncated)
+    split = min(_common_prefix_length(branched), min(len(row) for row in branched) - 1)
+    suffixes = [row[split:] if sees else row[shared:] for row, sees in zip(rows, after, strict=True)]
+    return RatingInput(sample_id, rows[0][:shared], suffixes, truncated, branched[0][shared:split], after)

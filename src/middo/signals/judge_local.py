@@ -2,10 +2,11 @@
 
 The tokens every prompt starts with (the chat template and the instructions) are run once per call and their KV
 cache is copied into each batch. Per batch: one forward pass over the right-padded rest of each sample's prefix
-extends that cache, which is then repeated six times (one row per question); one pass over the six suffixes of
-every sample gives the reply distribution (`logits` mode) or starts a greedy reply continued from the same cache
-(`generate` mode). Padding holes are masked and position ids are explicit, so each row sees exactly its own
-unpadded prompt.
+extends that cache, a second one over the branch (the response block, when the prompt questions see the prompt
+alone), and the cache is then repeated six times (one row per question), the branch masked out of the prompt
+questions' rows; one pass over the six suffixes of every sample gives the reply distribution (`logits` mode) or
+starts a greedy reply continued from the same cache (`generate` mode). Padding holes are masked and position ids
+are explicit, so each row sees exactly its own unpadded prompt.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def shared_prefix(model: PreTrainedModel, encoded: list[RatingInput]) -> Shared:
 
 
 def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device, shared: Shared):
-    """KV cache of the prefixes, repeated once per question; the repeated prefix mask and lengths."""
+    """KV cache of each sample's prefix and branch, repeated once per question, with each question row's mask (the
+    branch hidden from the questions that continue the prefix) and the length of its context."""
     own = [row.prefix[shared.length :] for row in batch]
     ids = pad_right(own, pad_id).to(device)
     mask = pad_right([[1] * len(row) for row in own], 0).to(device)
@@ -75,16 +77,37 @@ def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device, shared: S
         mask = torch.cat([torch.ones(len(batch), shared.length, dtype=mask.dtype, device=device), mask], dim=1)
     cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                  use_cache=True).cache
+    prefix_lengths = torch.tensor([len(row.prefix) for row in batch], device=device)
+    lengths = prefix_lengths.repeat_interleave(N)
+    if any(row.branch for row in batch):
+        cache, mask, lengths = _branch_cache(body, batch, pad_id, device, cache, mask, prefix_lengths)
+    else:
+        cache.batch_repeat_interleave(N)
+        mask = mask.repeat_interleave(N, dim=0)
+    return cache, mask, lengths
+
+
+def _branch_cache(body, batch: list[RatingInput], pad_id: int, device, cache, prefix_mask, prefix_lengths):
+    """Extend the prefix cache with each sample's branch; per question row, the mask and context length."""
+    branches = [row.branch for row in batch]
+    ids = pad_right(branches, pad_id).to(device)
+    branch_mask = pad_right([[1] * len(branch) for branch in branches], 0).to(device)
+    mask = torch.cat([prefix_mask, branch_mask], dim=1)
+    positions = prefix_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
+    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).cache
     cache.batch_repeat_interleave(N)
-    lengths = torch.tensor([len(row.prefix) for row in batch], device=device).repeat_interleave(N)
-    return cache, mask.repeat_interleave(N, dim=0), lengths
+    after = torch.tensor([row.after_branch for row in batch], device=device).view(-1)  # [B * N]
+    mask = mask.repeat_interleave(N, dim=0)
+    mask[~after, prefix_mask.shape[1] :] = 0
+    branch_lengths = torch.tensor([len(branch) for branch in branches], device=device).repeat_interleave(N)
+    return cache, mask, prefix_lengths.repeat_interleave(N) + branch_lengths * after
 
 
-def _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows: list[list[int]], pad_id: int, device):
+def _suffix_pass(body, cache, context_mask, context_lengths, rows: list[list[int]], pad_id: int, device):
     """Last hidden states [R, S, d] of the suffix rows run on the cache, and the attention mask so far."""
     ids = pad_right(rows, pad_id).to(device)
-    mask = torch.cat([prefix_mask, pad_right([[1] * len(row) for row in rows], 0).to(device)], dim=1)
-    positions = prefix_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
+    mask = torch.cat([context_mask, pad_right([[1] * len(row) for row in rows], 0).to(device)], dim=1)
+    positions = context_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
     out = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
     return out.last_hidden_state, mask
 
@@ -95,10 +118,10 @@ def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: 
     """(expected scores [B, 6], score mass [B, 6]) for a batch of samples."""
     body, head = body_and_head(model)
     device = next(model.parameters()).device
-    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device, shared)
+    cache, context_mask, context_lengths = _prefix_cache(body, batch, pad_id, device, shared)
     extra = [tokens.digits[1]] if tokens.two_step else []  # logits after a `1` come from the same pass
     rows = [suffix + extra for row in batch for suffix in row.suffixes]
-    hidden, _ = _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows, pad_id, device)
+    hidden, _ = _suffix_pass(body, cache, context_mask, context_lengths, rows, pad_id, device)
     index = torch.arange(len(rows), device=device)
     last = torch.tensor([len(row) - 1 - len(extra) for row in rows], device=device)
     first = head(hidden[index, last]).float()
@@ -113,9 +136,9 @@ def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id
     """Greedy reply token ids [B][6] (without the stop token), decoded from the shared cache."""
     body, head = body_and_head(model)
     device = next(model.parameters()).device
-    cache, prefix_mask, prefix_lengths = _prefix_cache(body, batch, pad_id, device, shared)
+    cache, context_mask, context_lengths = _prefix_cache(body, batch, pad_id, device, shared)
     rows = [suffix for row in batch for suffix in row.suffixes]
-    hidden, mask = _suffix_pass(body, cache, prefix_mask, prefix_lengths, rows, pad_id, device)
+    hidden, mask = _suffix_pass(body, cache, context_mask, context_lengths, rows, pad_id, device)
     lengths = torch.tensor([len(row) for row in rows], device=device)
     index = torch.arange(len(rows), device=device)
     step_hidden = hidden[index, lengths - 1]
@@ -130,7 +153,7 @@ def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id
         if bool(done.all()) or step == max_new_tokens - 1:
             break
         mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=device)], dim=1)
-        positions = (prefix_lengths + lengths + step)[:, None]
+        positions = (context_lengths + lengths + step)[:, None]
         out = body(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, cache=cache,
                    use_cache=True)
         step_hidden = out.last_hidden_state[:, -1]
