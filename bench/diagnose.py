@@ -11,7 +11,9 @@ full-vocabulary logits, embeddings one sample at a time in a separate pass, a de
 six generated ratings of up to 64 new tokens each parsed by their first number. Its per-sample stages run on the
 first `--ref-n` samples and are scaled linearly to N (they are linear in N); the N x N step runs on all N.
 
-Floor: one plain forward pass of the model body over every sample's tokens (length-sorted, same budget).
+Floor: one plain forward pass of the model body over every sample's tokens (length-sorted, same budget); `tokens`
+counts them, `judge_tokens` the tokens the judge puts through the model (its instructions once, each sample's
+prompt block, response block and six questions).
 Without `--base/--model` both models are the small (~5M) architecture built here (random weights: the reference
 generation then runs its full 64 tokens per rating, as for a model that ignores the answer format).
 Ends with one JSON line: `speedup` (reference / ours) and `floor_ratio` (ours / floor), plus the parts.
@@ -147,7 +149,7 @@ def main() -> None:
         score, t_score = timed(score_samples, samples, base, current, model_cfg, ScoreConfig(token_budget=BUDGET))
         ids = score.table["id"].to_list()
         _, t_cluster = timed(knn_table, ids, score.embeddings, ClusterConfig())
-        _, t_judge = timed(rate_local, model, tokenizer, samples, BUDGET, generate=False, progress=False)
+        rated, t_judge = timed(rate_local, model, tokenizer, samples, BUDGET, generate=False, progress=False)
         ab = samples[: max(len(samples) // 4, 1)]
         _, t_shared = timed(rate_local, model, tokenizer, ab, BUDGET, generate=False, progress=False)
         _, t_unshared = timed(rate_local, model, tokenizer, ab, BUDGET, generate=False, share_prefix=False,
@@ -164,7 +166,8 @@ def main() -> None:
     ours = t_score + t_cluster + t_judge
     reference = (r_loss_pre + r_loss_cur + r_embed + r_judge) * scale + r_knn
     figures = {
-        "n": len(samples), "ref_n": len(ref_samples), "tokens": n_tokens, "threads": torch.get_num_threads(),
+        "n": len(samples), "ref_n": len(ref_samples), "tokens": n_tokens, "judge_tokens": rated.tokens,
+        "threads": torch.get_num_threads(),
         "ours_s": ours, "score_s": t_score, "cluster_s": t_cluster, "judge_s": t_judge,
         "judge_shared_prefix_s": t_shared, "judge_six_full_sequences_s": t_unshared, "judge_ab_n": len(ab),
         "reference_s": reference, "ref_losses_s": (r_loss_pre + r_loss_cur) * scale, "ref_embed_s": r_embed * scale,

@@ -70,12 +70,15 @@ def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_respo
             n = len(ids) - 1
             reference[i, j] = float(expected_scores(logits[n - 1 : n], logits[n : n + 1], tokens)[0][0])
     encoded = [encode_ratings(tokenizer, s["id"], s["messages"], 1000, prompts=prompts) for s in samples]
-    assert shared_prefix(model, encoded).length > 20  # the instructions are computed once for all samples
+    shared = shared_prefix(model, encoded).length
+    assert shared > 20  # the instructions are computed once for all samples
     for budget, share in ((300, True), (100_000, True), (100_000, False)):  # different batch compositions
         result = rate_local(model, tokenizer, samples, budget, generate=False, share_prefix=share, progress=False,
                             prompts=prompts)
         assert result.ids == [s["id"] for s in samples]
         np.testing.assert_allclose(result.scores, reference, atol=1e-5)
+        if share:  # each sample's tree and one reply position per question, the instructions once
+            assert result.tokens == shared + sum(e.cost() - shared + len(ASPECTS) for e in encoded)
 
 
 def test_long_samples_are_cut_to_fit_the_context(tiny_model_dir):

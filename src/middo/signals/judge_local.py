@@ -39,6 +39,7 @@ class LocalRatings:
     mass: np.ndarray | None  # float64 [N, 6]: probability on the score tokens (logits mode)
     replies: list[list[str]] | None  # [N][6] greedy replies (generate mode)
     truncated: int  # samples whose texts were cut to fit the context
+    tokens: int = 0  # tokens put through the model: the shared instructions once, each sample's tree, the replies
 
 
 @dataclass
@@ -200,4 +201,5 @@ def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sampl
             else:
                 scores[batch], mass[batch] = rate_batch_logits(model, rows, pad_id, tokens, shared)
             bar.update(sum(costs[i] for i in batch))
-    return LocalRatings([row.id for row in encoded], scores, mass, replies, sum(row.truncated for row in encoded))
+    return LocalRatings([row.id for row in encoded], scores, mass, replies, sum(row.truncated for row in encoded),
+                        shared.length + sum(costs))
