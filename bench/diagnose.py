@@ -35,7 +35,7 @@ from middo.data.schema import sample_id
 from middo.demo.generate import SuiteConfig, seed_rows
 from middo.model.batching import budget_batches, pad_left, pad_right
 from middo.model.build import init_base_model
-from middo.model.config import ModelConfig
+from middo.model.config import EmbedConfig, ModelConfig
 from middo.model.encode import encode_chat
 from middo.model.load import load_model
 from middo.signals.config import ClusterConfig, ScoreConfig
@@ -146,7 +146,8 @@ def main() -> None:
         model_cfg = ModelConfig(base=str(base), device="cpu")
         model, tokenizer = load_model(current, device="cpu")
 
-        score, t_score = timed(score_samples, samples, base, current, model_cfg, ScoreConfig(token_budget=BUDGET))
+        score, t_score = timed(score_samples, samples, base, current, model_cfg, ScoreConfig(token_budget=BUDGET),
+                              EmbedConfig())
         ids = score.table["id"].to_list()
         _, t_cluster = timed(knn_table, ids, score.embeddings, ClusterConfig())
         rated, t_judge = timed(rate_local, model, tokenizer, samples, BUDGET, generate=False, progress=False)
