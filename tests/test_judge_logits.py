@@ -9,6 +9,7 @@ import pytest
 import torch
 from judge_helpers import make_samples, trained_judge
 
+from middo.data.schema import response_text
 from middo.errors import ConfigError
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
@@ -17,7 +18,7 @@ from middo.signals.judge import Judge, judge_samples
 from middo.signals.judge_encode import encode_ratings
 from middo.signals.judge_local import rate_local, shared_prefix
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
-from middo.signals.judge_prompts import ASPECTS, load_judge_prompts
+from middo.signals.judge_prompts import ASPECTS, load_judge_prompts, prompt_text
 
 CPU = ModelConfig(base="unused", device="cpu")
 
@@ -39,9 +40,6 @@ def test_judge_trained_on_one_answer_rates_near_it(tiny_model_dir, tmp_path_fact
 
 def _full_prompt_ids(tokenizer, prompts, sample) -> list[list[int]]:
     """The six rating prompts tokenised whole, each on its own (no prefix sharing)."""
-    from middo.data.schema import response_text
-    from middo.signals.judge_prompts import prompt_text
-
     prompt, response = prompt_text(sample["messages"]), response_text(sample["messages"])
     texts = [tokenizer.apply_chat_template(prompts.rating_messages(prompt, response, aspect), tokenize=False,
                                            add_generation_prompt=True) for aspect in ASPECTS]
