@@ -103,7 +103,15 @@ def test_handler_exception_becomes_a_500_and_the_server_keeps_serving():
 
 def test_concurrent_requests_overlap_and_max_in_flight_is_counted():
     n_clients = 16
-    with ChatServer(lambda body: Reply("done", delay_s=0.5)) as server:
+    # Every handler waits until all 16 are inside it: a server that serialised requests would break the barrier.
+    # A barrier, not a fixed delay, so a starved machine that starts the clients slowly cannot fail the test.
+    barrier = threading.Barrier(n_clients)
+
+    def held(body):
+        barrier.wait(timeout=60)
+        return "done"
+
+    with ChatServer(held) as server:
         results: list[int] = []
         threads = [threading.Thread(target=lambda: results.append(_post(server, CHAT)[0])) for _ in range(n_clients)]
         for thread in threads:

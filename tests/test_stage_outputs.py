@@ -122,3 +122,21 @@ def test_check_file_target_names_the_option(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
         check_dir_target(tmp_path / "f")
+
+
+def test_a_finished_stage_logs_its_seconds_and_peak_memory(tmp_path, caplog):
+    import re
+
+    from stages import prepare
+
+    params = write_params(tmp_path, str(FIXTURES / "alpaca.json"), str(FIXTURES / "openai.jsonl"))
+    args = ["--output", str(tmp_path / "d.parquet"), "--eval-output", str(tmp_path / "e.parquet"),
+            "--metrics", str(tmp_path / "prepare.json"), "--params", str(params)]
+    with caplog.at_level("INFO", logger="middo"):
+        prepare.main(args)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage ")]
+    assert len(lines) == 1, lines
+    found = re.fullmatch(r"stage prepare: (\d+\.\d) s, peak RSS ([\d,]+) MiB", lines[0])
+    assert found, lines[0]
+    # This test process holds torch and polars: its peak is tens of MiB at least, and never more than the machine.
+    assert 20 <= int(found[2].replace(",", "")) < 1_000_000

@@ -130,6 +130,11 @@ def test_timeout_every_time_fails_after_max_retries(tmp_path):
     with ChatServer(lambda body: Reply("late", delay_s=1.0)) as server:
         teacher = _teacher(server, tmp_path, timeout_s=0.2, max_retries=2)
         replies = teacher.complete(_requests(1))
+        # The client gives up on the third attempt after 0.2 s, possibly before a starved server thread has
+        # accepted it: give the server time to count what it was sent.
+        deadline = time.monotonic() + 10
+        while server.stats.total < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert replies[0].text is None and replies[0].error.startswith("timeout:")
     assert "after 3 attempts" in replies[0].error
     assert server.stats.total == 3

@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import resource
 import sys
+import time
 import types
 import typing
 from collections.abc import Callable
@@ -49,17 +51,30 @@ def stage_main(paths_cls: type[P], doc: str | None, outputs: tuple[str, ...] = (
             args = {name: tuple(value) if isinstance(value, list) else value
                     for name, value in vars(parser.parse_args(argv)).items()}
             params_path = args.pop("params")
+            started = time.perf_counter()
             try:
                 with staged_outputs(paths_cls(**args), outputs, output_dirs, writer=launched_rank() == 0) as paths:
                     body(paths, load_params(params_path))
             except MiddoError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(1) from exc
+            log.info("%s", usage_line(Path(body.__code__.co_filename).stem, time.perf_counter() - started))
 
         main.outputs, main.output_dirs = outputs, output_dirs  # type: ignore[attr-defined]  # for the tests
         return main
 
     return decorate
+
+
+def usage_line(name: str, seconds: float) -> str:
+    """`stage NAME: S s, peak RSS M MiB`: the stage's wall time and the peak resident memory of this process and of
+    the processes it waited for (a launcher's workers), for sizing a machine."""
+    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_mib = max(self_kib, children_kib) / 1024
+    rank = launched_rank()
+    where = f" (rank {rank})" if rank else ""
+    return f"stage {name}{where}: {seconds:.1f} s, peak RSS {peak_mib:,.0f} MiB"
 
 
 def stage_parser(paths_cls: type, doc: str | None) -> argparse.ArgumentParser:
