@@ -59,6 +59,7 @@ def test_init_from_flags_only_writes_real_use_portable_params(tmp_path, chats, t
     assert params["judge"]["mode"] == "openai" and params["data"]["on_error"] == "skip"
     assert params["train"]["lora"] == {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
     assert params["train"]["lr"] == 2e-4 and params["loop"]["rounds"] == 1  # the lora recipe, the cpu-trial preset
+    assert params["train"]["gradient_checkpointing"] is True  # the CPU preset keeps training memory bounded
     stages = yaml.safe_load(pipeline)["stages"]
     for name in ("train-1", "score-1", "refine-1", "eval-2"):
         assert "${model.base}" in stages[name]["deps"] or name.startswith(("refine", "eval")), name

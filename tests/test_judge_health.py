@@ -34,6 +34,7 @@ def test_a_constant_judge_fails_the_stage_saying_what_it_measured_and_what_to_do
         message = stage_error(capsys, judge_stage.main, setup(tmp_path, server.base_url))
     assert "quality is near-constant: std 0.000" in message and "judge.min_quality_std = 0.2" in message
     assert "judge.mode `openai`" in message and "judge.on_unusable: drop" in message
+    assert "replies already received are cached" in message  # true of the openai judge's requests
     assert not (tmp_path / "out" / "ratings.parquet").exists()
 
 
@@ -76,6 +77,9 @@ def test_too_many_nan_ratings_are_unusable_and_can_be_dropped():
     metrics = {"nan_ratings": 6, "ratings": 12, "low_score_mass": 6, "score_mass_mean": 0.0089}
     with pytest.raises(JudgeFailure, match=r"6 of 12 ratings \(50%\).*low score mass: 6; mean score-token mass 0.00"):
         apply_health(table, metrics, JudgeConfig())
+    with pytest.raises(JudgeFailure) as local:  # a local judge caches nothing: the message does not promise it
+        apply_health(table, metrics, JudgeConfig(mode="logits"))
+    assert "re-run" in str(local.value) and "cached" not in str(local.value)
     dropped = apply_health(table, metrics, JudgeConfig(on_unusable="drop"))
     assert dropped["quality"].is_nan().all() and metrics["health"]["dropped"]
 

@@ -34,9 +34,10 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "paper": Preset("the paper's 4096-token context (model.max_length); its recipe is the default",
                     {"model": {"max_length": 4096}}),
-    "cpu-trial": Preset("a first look on a CPU: 512-token context, no gradient checkpointing, one round",
-                        {"model": {"max_length": 512}, "train": {"gradient_checkpointing": False},
-                         "loop": {"rounds": 1}}),
+    # Gradient checkpointing stays on: without it a SmolLM2-135M LoRA at 4096-token micro-batches peaked at 14 GB
+    # on a CPU (docs/real-model.md), with it at 2 GB (bench/train.py).
+    "cpu-trial": Preset("a first look on a CPU: 512-token context, one round",
+                        {"model": {"max_length": 512}, "loop": {"rounds": 1}}),
     "reference": Preset(reference.HELP, reference.REFERENCE),
 }
 """Presets by name (`middo init --preset NAME`, repeatable, applied in order)."""

@@ -61,13 +61,14 @@ def signal_health(table: pl.DataFrame, metrics: dict, cfg: JudgeConfig) -> dict:
             "quality_std": float(finite.std()) if finite.size else float("nan")}
 
 
-def failure_message(health: dict) -> str:
-    """What the stage measured and what the user can do."""
+def failure_message(health: dict, mode: str) -> str:
+    """What the stage measured and what the user can do (judge.mode `mode`)."""
+    rerun = ("fix the endpoint, model or prompts and re-run (replies already received are cached)" if mode == "openai"
+             else "fix the model or prompts and re-run")
     return (f"the quality signal is unusable: {'; '.join(health['problems'])}. Nothing is written, so this round is "
-            f"not recorded as done with a noise signal. Use {MODE_ADVICE}; or fix the endpoint, model or prompts and "
-            "re-run (replies already received are cached). To go on without the quality signal (select then flags "
-            "no sample low_quality), set judge.on_unusable: drop; to use the ratings as they are, raise "
-            "judge.max_failure_rate (NaN ratings) or lower judge.min_quality_std (spread)")
+            f"not recorded as done with a noise signal. Use {MODE_ADVICE}; or {rerun}. To go on without the quality "
+            "signal (select then flags no sample low_quality), set judge.on_unusable: drop; to use the ratings as "
+            "they are, raise judge.max_failure_rate (NaN ratings) or lower judge.min_quality_std (spread)")
 
 
 def apply_health(table: pl.DataFrame, metrics: dict, cfg: JudgeConfig) -> pl.DataFrame:
@@ -77,6 +78,6 @@ def apply_health(table: pl.DataFrame, metrics: dict, cfg: JudgeConfig) -> pl.Dat
     if health["usable"]:
         return table
     if cfg.on_unusable == "fail":
-        raise JudgeFailure(failure_message(health))
+        raise JudgeFailure(failure_message(health, cfg.mode))
     metrics["health"]["dropped"] = True
     return table.with_columns(pl.lit(float("nan"), dtype=pl.Float64).alias("quality"))
