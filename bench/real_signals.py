@@ -96,8 +96,8 @@ def write_project(project: Path, params: dict, n: int) -> None:
     shutil.copytree(REPO / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     suite = write_suite(project / "data" / "suite", SuiteConfig(seed=0))
     rows = suite["seed"].read_text(encoding="utf-8").splitlines()
-    if n < len(rows):
-        rows = sorted(random.Random(0).sample(rows, n), key=rows.index)
+    if n < len(rows):  # a seeded subsample, in the suite's order
+        rows = [rows[i] for i in sorted(random.Random(0).sample(range(len(rows)), n))]
     (project / "data" / "seed.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run([str(Path(sys.executable).parent / "middo"), "unroll"], project)
@@ -106,10 +106,15 @@ def write_project(project: Path, params: dict, n: int) -> None:
 def run(args: list[str], cwd: Path, log_path: Path | None = None) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "DVC_NO_ANALYTICS": "1"}
-    out = log_path.open("w", encoding="utf-8") if log_path else subprocess.PIPE
-    result = subprocess.run(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, check=False)
+    if log_path is None:
+        result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        output = result.stdout + result.stderr
+    else:
+        with log_path.open("w", encoding="utf-8") as out:
+            result = subprocess.run(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        output = log_path.read_text(encoding="utf-8")
     if result.returncode != 0:
-        tail = log_path.read_text(encoding="utf-8")[-3000:] if log_path else result.stdout[-3000:]
+        tail = output[-3000:]
         raise SystemExit(f"{' '.join(args)} failed in {cwd} (exit {result.returncode}):\n{tail}")
 
 
@@ -152,11 +157,11 @@ def findings(project: Path) -> dict:
     for name, values in signal_values(table).items():
         aurocs[name] = {kind: auroc(values[is_kind | clean], is_kind[is_kind | clean]) for kind, is_kind in
                         labels.items()}
-    recall = {signal: {kind: float(table[flag].to_numpy()[is_kind].mean()) for kind, is_kind in labels.items()}
+    flag_rate = {signal: {kind: float(table[flag].to_numpy()[is_kind].mean()) for kind, is_kind in labels.items()}
               | {"clean": float(table[flag].to_numpy()[clean].mean())} for signal, flag in FLAGS.items()}
     counts = {kind: int(is_kind.sum()) for kind, is_kind in labels.items()} | {"clean": int(clean.sum())}
     return {"samples": table.height, "counts": counts,
-            "auroc": aurocs, "flag_rate": recall, "target": signal_findings(table)}
+            "auroc": aurocs, "flag_rate": flag_rate, "target": signal_findings(table)}
 
 
 def judge_health(project: Path, n: int) -> dict:
