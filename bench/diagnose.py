@@ -1,10 +1,10 @@
 """Wall time of the three signals (score + cluster + judge) against the reference procedure, and the floor.
 
-    .venv/bin/python bench/diagnose.py [--n 2000] [--ref-n 200] [--base DIR --model DIR]
+    .venv/bin/python bench/diagnose.py [--n 2000] [--ref-n 200] [--base DIR [--model DIR]] [--data sharegpt]
 
 Ours: `middo.signals.loss.score_samples` (M0 losses; Mr losses and prompt embeddings from one pass; length-sorted
-batches under a token budget), `middo.signals.knn.knn_table` (faiss), and the `logits` judge (shared prefix,
-six questions from the cached prefix, no generation).
+batches under a token budget), `middo.signals.knn.knn_table` (faiss), and the `logits` judge (the instructions
+once per call, each sample's six prompts as one token tree in one pass, no generation).
 
 Reference (the procedure of the Middo scripts): losses in file-order padded batches of 8 under each model with
 full-vocabulary logits, embeddings one sample at a time in a separate pass, a dense N x N similarity matrix, and
@@ -16,6 +16,9 @@ counts them, `judge_tokens` the tokens the judge puts through the model (its ins
 prompt block, response block and six questions).
 Without `--base/--model` both models are the small (~5M) architecture built here (random weights: the reference
 generation then runs its full 64 tokens per rating, as for a model that ignores the answer format).
+Samples: `--n` of the demo suite (36 tokens on average), or with `--data sharegpt` the first `--n` ShareGPT V3
+conversations that ingestion keeps and that fit `--max-length` tokens whole (no path cuts them, so every
+procedure sees the same conversations).
 Ends with one JSON line: `speedup` (reference / ours) and `floor_ratio` (ours / floor), plus the parts.
 """
 
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ingest import sharegpt_samples
 
 from middo.data.schema import sample_id
 from middo.demo.generate import SuiteConfig, seed_rows
@@ -51,8 +55,19 @@ REF_NEW_TOKENS = 64
 
 
 def demo_samples(n: int) -> list[dict]:
-    rows = seed_rows(SuiteConfig(n_seed=n))
+    rows = seed_rows(SuiteConfig(n_seed=max(n, 100)))[:n]
     return [{"id": sample_id(row["messages"]), "messages": row["messages"]} for row in rows]
+
+
+def real_samples(n: int, tokenizer, max_length: int) -> list[dict]:
+    """The first `n` kept ShareGPT conversations whose chat tokens fit `max_length` whole."""
+    fitting = []
+    for sample in sharegpt_samples(20 * n):
+        if not encode_chat(tokenizer, sample["id"], sample["messages"], max_length).truncated:
+            fitting.append(sample)
+        if len(fitting) == n:
+            return fitting
+    raise SystemExit(f"only {len(fitting)} of the first {20 * n} conversations fit {max_length} tokens")
 
 
 def timed(function, *args, **kwargs):
@@ -62,11 +77,11 @@ def timed(function, *args, **kwargs):
 
 
 @torch.inference_mode()
-def ref_losses(model, tokenizer, samples):
+def ref_losses(model, tokenizer, samples, max_length):
     """Reference: file order, batches of 8, full logits, masked cross-entropy."""
     out = []
     for start in range(0, len(samples), REF_BATCH):
-        rows = [encode_chat(tokenizer, s["id"], s["messages"], 1024) for s in samples[start : start + REF_BATCH]]
+        rows = [encode_chat(tokenizer, s["id"], s["messages"], max_length) for s in samples[start : start + REF_BATCH]]
         ids = pad_right([r.input_ids for r in rows], tokenizer.pad_token_id)
         attention = pad_right([[1] * len(r) for r in rows], 0)
         logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
@@ -77,11 +92,11 @@ def ref_losses(model, tokenizer, samples):
 
 
 @torch.inference_mode()
-def ref_embeddings(model, tokenizer, samples):
+def ref_embeddings(model, tokenizer, samples, max_length):
     """Reference: one prompt-only pass per sample."""
     vectors = []
     for sample in samples:
-        row = encode_chat(tokenizer, sample["id"], sample["messages"], 1024)
+        row = encode_chat(tokenizer, sample["id"], sample["messages"], max_length)
         hidden = model(input_ids=torch.tensor([row.input_ids[: row.prompt_len]]), output_hidden_states=True)
         vectors.append(hidden.hidden_states[-1][0].mean(0).numpy())
     return np.stack(vectors)
@@ -112,9 +127,9 @@ def ref_judge(model, tokenizer, samples):
 
 
 @torch.inference_mode()
-def floor_pass(model, tokenizer, samples):
+def floor_pass(model, tokenizer, samples, max_length=1024):
     """One plain forward pass of the model body over every sample's tokens."""
-    rows = [encode_chat(tokenizer, s["id"], s["messages"], 1024).input_ids for s in samples]
+    rows = [encode_chat(tokenizer, s["id"], s["messages"], max_length).input_ids for s in samples]
     body = getattr(model, model.base_model_prefix)
     for batch in budget_batches([len(r) for r in rows], BUDGET):
         chunk = [rows[i] for i in batch]
@@ -124,8 +139,8 @@ def floor_pass(model, tokenizer, samples):
 
 
 def models(args, workdir: Path) -> tuple[Path, Path]:
-    if args.base and args.model:
-        return Path(args.base), Path(args.model)
+    if args.base:
+        return Path(args.base), Path(args.model or args.base)
     corpus = Path("data/demo/corpus.txt")
     built = init_base_model(workdir / "small", [corpus], size="small")
     return built, built
@@ -137,40 +152,39 @@ def main() -> None:
     parser.add_argument("--ref-n", type=int, default=200, help="samples the per-sample reference stages run on")
     parser.add_argument("--base", help="base model dir (default: build the small model)")
     parser.add_argument("--model", help="round model dir (default: the same as --base)")
+    parser.add_argument("--data", choices=("demo", "sharegpt"), default="demo")
+    parser.add_argument("--max-length", type=int, default=1024, help="context cap of every pass")
     args = parser.parse_args()
-    samples = demo_samples(args.n)
-    ref_samples = samples[: args.ref_n]
-    scale = len(samples) / len(ref_samples)
     with tempfile.TemporaryDirectory() as tmp:
         base, current = models(args, Path(tmp))
-        model_cfg = ModelConfig(base=str(base), device="cpu")
+        model_cfg = ModelConfig(base=str(base), device="cpu", max_length=args.max_length)
         model, tokenizer = load_model(current, device="cpu")
+        samples = demo_samples(args.n) if args.data == "demo" else real_samples(args.n, tokenizer, args.max_length)
+        ref_samples = samples[: args.ref_n]
+        scale = len(samples) / len(ref_samples)
+        length = args.max_length
 
         score, t_score = timed(score_samples, samples, base, current, model_cfg, ScoreConfig(token_budget=BUDGET),
                               EmbedConfig())
         ids = score.table["id"].to_list()
         _, t_cluster = timed(knn_table, ids, score.embeddings, ClusterConfig())
-        rated, t_judge = timed(rate_local, model, tokenizer, samples, BUDGET, generate=False, progress=False)
-        ab = samples[: max(len(samples) // 4, 1)]
-        _, t_shared = timed(rate_local, model, tokenizer, ab, BUDGET, generate=False, progress=False)
-        _, t_unshared = timed(rate_local, model, tokenizer, ab, BUDGET, generate=False, share_prefix=False,
-                              progress=False)
-        n_tokens, t_floor = timed(floor_pass, model, tokenizer, samples)
+        rated, t_judge = timed(rate_local, model, tokenizer, samples, BUDGET, generate=False, max_length=length,
+                               progress=False)
+        n_tokens, t_floor = timed(floor_pass, model, tokenizer, samples, length)
 
         base_model, _ = load_model(base, device="cpu")
-        _, r_loss_pre = timed(ref_losses, base_model, tokenizer, ref_samples)
-        _, r_loss_cur = timed(ref_losses, model, tokenizer, ref_samples)
-        _, r_embed = timed(ref_embeddings, model, tokenizer, ref_samples)
+        _, r_loss_pre = timed(ref_losses, base_model, tokenizer, ref_samples, length)
+        _, r_loss_cur = timed(ref_losses, model, tokenizer, ref_samples, length)
+        _, r_embed = timed(ref_embeddings, model, tokenizer, ref_samples, length)
         _, r_knn = timed(ref_knn, score.embeddings)
         _, r_judge = timed(ref_judge, model, tokenizer, ref_samples)
 
     ours = t_score + t_cluster + t_judge
     reference = (r_loss_pre + r_loss_cur + r_embed + r_judge) * scale + r_knn
     figures = {
-        "n": len(samples), "ref_n": len(ref_samples), "tokens": n_tokens, "judge_tokens": rated.tokens,
-        "threads": torch.get_num_threads(),
+        "data": args.data, "n": len(samples), "ref_n": len(ref_samples), "tokens": n_tokens,
+        "judge_tokens": rated.tokens, "threads": torch.get_num_threads(),
         "ours_s": ours, "score_s": t_score, "cluster_s": t_cluster, "judge_s": t_judge,
-        "judge_shared_prefix_s": t_shared, "judge_six_full_sequences_s": t_unshared, "judge_ab_n": len(ab),
         "reference_s": reference, "ref_losses_s": (r_loss_pre + r_loss_cur) * scale, "ref_embed_s": r_embed * scale,
         "ref_knn_s": r_knn, "ref_judge_s": r_judge * scale, "floor_s": t_floor,
         "speedup": reference / ours, "floor_ratio": ours / t_floor,

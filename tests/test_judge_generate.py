@@ -1,4 +1,4 @@
-"""Generate mode: a strict parser; an unparseable reply is NaN and counted, never 0."""
+"""Generate mode: replies equal greedy generation; a strict parser; an unparseable reply is NaN, never 0."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from judge_helpers import make_samples
 
 from middo.model.config import ModelConfig
+from middo.model.load import load_model
 from middo.signals.config import JudgeConfig
 from middo.signals.judge import Judge, histogram, judge_samples, ratings_table
+from middo.signals.judge_encode import encode_ratings
+from middo.signals.judge_local import rate_local
 from middo.signals.judge_parse import first_number, parse_first_number, parse_rating
 from middo.signals.judge_prompts import ASPECTS
 
@@ -61,3 +65,25 @@ def test_quality_is_the_mean_of_the_ratings_that_exist():
     assert hist["score"].to_list() == list(range(11))
     assert hist["prompt_factuality"].sum() == 2 and hist["quality"].sum() == 2  # NaN left out
     assert hist.filter(pl.col("score") == 8)["quality"].item() == 1
+
+
+def test_replies_from_the_tree_equal_greedy_generation_on_each_full_prompt(tiny_model_dir):
+    model, tokenizer = load_model(tiny_model_dir, device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():  # random weights of a large scale: replies differ per prompt, so a leak between them shows
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.3)
+    samples = make_samples(4)
+    expected = []
+    for sample in samples:
+        encoded = encode_ratings(tokenizer, sample["id"], sample["messages"], 1000)
+        for j in range(len(ASPECTS)):
+            ids = torch.tensor([encoded.prompt_ids(j)])
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
+                                 do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
+            expected.append(tokenizer.decode(out[0, ids.shape[1]:].tolist(), skip_special_tokens=False))
+    for budget in (400, 100_000):  # one sample per batch, and all in one
+        rated = rate_local(model, tokenizer, samples, budget, generate=True, max_new_tokens=6, progress=False)
+        got = [reply for replies in rated.replies for reply in replies]
+        assert got == [text.removesuffix(tokenizer.eos_token) for text in expected]
+        assert len(set(got)) > 6  # the six prompts of a sample really get different replies

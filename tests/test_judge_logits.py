@@ -57,10 +57,11 @@ def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_respo
         full = _full_prompt_ids(tokenizer, prompts, sample)
         encoded = encode_ratings(tokenizer, sample["id"], sample["messages"], 1000, prompts=prompts)
         assert [encoded.prompt_ids(j) for j in range(len(ASPECTS))] == full
-        assert len(encoded.prefix) > 20  # the six prompts really share the sample block
-        # prompt questions on the prompt alone: the response block is a branch computed once, not three times
-        assert bool(encoded.branch) != sees_response
-        assert encoded.cost() == sum(map(len, full)) - 5 * len(encoded.prefix) - 2 * len(encoded.branch)
+        assert len(encoded.segments[0]) > 20  # the six prompts really share the sample block
+        # every token that several prompts share at the same place is run once: one per distinct prompt prefix
+        assert encoded.cost() == len({tuple(ids[:end]) for ids in full for end in range(1, len(ids) + 1)})
+        response_start = len(encoded.segments[0])  # where the prompt block ends and the prompts part
+        assert encoded.cost() < sum(map(len, full)) - 5 * response_start
         for j, ids in enumerate(full):
             ids = ids + [tokens.digits[1]]
             with torch.no_grad():
@@ -70,13 +71,12 @@ def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_respo
     encoded = [encode_ratings(tokenizer, s["id"], s["messages"], 1000, prompts=prompts) for s in samples]
     shared = shared_prefix(model, encoded).length
     assert shared > 20  # the instructions are computed once for all samples
-    for budget, share in ((300, True), (100_000, True), (100_000, False)):  # different batch compositions
-        result = rate_local(model, tokenizer, samples, budget, generate=False, share_prefix=share, progress=False,
-                            prompts=prompts)
+    for budget in (300, 100_000):  # different batch compositions
+        result = rate_local(model, tokenizer, samples, budget, generate=False, progress=False, prompts=prompts)
         assert result.ids == [s["id"] for s in samples]
         np.testing.assert_allclose(result.scores, reference, atol=1e-5)
-        if share:  # each sample's tree and one reply position per question, the instructions once
-            assert result.tokens == shared + sum(e.cost() - shared + len(ASPECTS) for e in encoded)
+        # each sample's tree and one reply position per question, the instructions once
+        assert result.tokens == shared + sum(e.cost() - shared + len(ASPECTS) for e in encoded)
 
 
 def test_long_samples_are_cut_to_fit_the_context(tiny_model_dir):
@@ -151,3 +151,10 @@ def test_a_score_label_of_several_tokens_fails_naming_it(tiny_model_dir, label, 
     assert len(tokenizer(label, add_special_tokens=False)["input_ids"]) > len(label)
     with pytest.raises(ConfigError, match=rf"score label '{label}' is \d tokens .*set judge\.mode to `generate`"):
         score_tokens(tokenizer)
+
+
+def test_an_attention_kernel_without_4d_masks_fails_naming_it(tiny_model_dir):
+    model, tokenizer = load_model(tiny_model_dir, device="cpu")
+    model.config._attn_implementation = "flash_attention_2"  # takes no 4D mask: the tree would be silently wrong
+    with pytest.raises(ConfigError, match="'flash_attention_2' attention does not take"):
+        rate_local(model, tokenizer, make_samples(2), 4096, generate=False, progress=False)

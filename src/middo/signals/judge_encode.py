@@ -1,16 +1,15 @@
-"""Tokenise the six rating prompts of a sample as a small tree: a shared prefix, a branch, six short suffixes.
+"""Tokenise the six rating prompts of a sample as a token tree: each shared run of tokens is one segment.
 
-The prefix is the longest common *token* prefix of the six full tokenisations (the instructions and the prompt
-block). When the prompt questions see the prompt alone, the three response prompts share more than that (the
-response block): that part is the branch, computed once and continued by the three response questions, while the
-prompt questions continue from the prefix. prefix (+ branch) + suffix is exactly the tokenisation of each full
-prompt, whatever the tokenizer. Samples too long for the context have their prompt and response texts cut (head
-kept, marked `[...]`) and are counted.
+The six prompts share the instructions and the prompt block; when the prompt questions see the prompt alone, the
+three response prompts also share the response block, and each group shares the opening of its questions. The tree
+holds each such run once (a segment continuing its parent segment), so the path from the root to the leaf of an
+aspect is exactly the tokenisation of that aspect's full prompt, whatever the tokenizer. Samples too long for the
+context have their prompt and response texts cut (head kept, marked `[...]`) and are counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
@@ -22,24 +21,29 @@ CUT_MARK = " [...]"
 
 @dataclass(frozen=True)
 class RatingInput:
-    """Token ids of one sample's six rating prompts: the prompt of `ASPECTS[j]` is `prefix + suffixes[j]`, or
-    `prefix + branch + suffixes[j]` when `after_branch[j]`."""
+    """Token ids of one sample's six rating prompts as a tree: `segments[k]` continues `segments[parents[k]]` (the
+    root, segment 0, has parent -1; parents come first), and the prompt of `ASPECTS[j]` ends with `leaves[j]`."""
 
     id: str
-    prefix: list[int]
-    suffixes: list[list[int]]
+    segments: list[list[int]]
+    parents: list[int]
+    leaves: list[int]
     truncated: bool
-    branch: list[int] = field(default_factory=list)
-    after_branch: tuple[bool, ...] = (False,) * len(ASPECTS)
 
     def cost(self) -> int:
-        """Tokens this sample puts through the model (the prefix and the branch once, each suffix once)."""
-        return len(self.prefix) + len(self.branch) + sum(len(suffix) for suffix in self.suffixes)
+        """Tokens this sample puts through the model (each segment once)."""
+        return sum(map(len, self.segments))
+
+    def path(self, aspect_index: int) -> list[int]:
+        """The segments of one aspect's prompt, root first."""
+        chain = [self.leaves[aspect_index]]
+        while self.parents[chain[-1]] >= 0:
+            chain.append(self.parents[chain[-1]])
+        return chain[::-1]
 
     def prompt_ids(self, aspect_index: int) -> list[int]:
         """The whole token ids of one aspect's rating prompt."""
-        branch = self.branch if self.after_branch[aspect_index] else []
-        return self.prefix + branch + self.suffixes[aspect_index]
+        return [token for segment in self.path(aspect_index) for token in self.segments[segment]]
 
 
 def _render(tokenizer: PreTrainedTokenizerBase, prompts: JudgePrompts, prompt: str, response: str) -> list[list[int]]:
@@ -52,12 +56,37 @@ def _render(tokenizer: PreTrainedTokenizerBase, prompts: JudgePrompts, prompt: s
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def _common_prefix_length(rows: list[list[int]]) -> int:
+def _common_prefix_length(rows: list[list[int]], start: int = 0) -> int:
+    """Length of the token run that all `rows` share from `start` on."""
     shortest = min(len(row) for row in rows)
-    for index in range(shortest):
+    for index in range(start, shortest):
         if any(row[index] != rows[0][index] for row in rows[1:]):
-            return index
-    return shortest
+            return index - start
+    return shortest - start
+
+
+def token_tree(rows: list[list[int]]) -> tuple[list[list[int]], list[int], list[int]]:
+    """(segments, parents, leaves) of the radix tree of `rows`: each run shared by several rows is one segment."""
+    segments: list[list[int]] = []
+    parents: list[int] = []
+    leaves = [-1] * len(rows)
+
+    def grow(members: list[int], start: int, parent: int) -> None:
+        end = start + _common_prefix_length([rows[m] for m in members], start)
+        node = len(segments)
+        segments.append(rows[members[0]][start:end])
+        parents.append(parent)
+        groups: dict[int, list[int]] = {}
+        for member in members:
+            if len(rows[member]) == end:
+                leaves[member] = node
+            else:
+                groups.setdefault(rows[member][end], []).append(member)
+        for group in groups.values():
+            grow(group, end, node)
+
+    grow(list(range(len(rows))), 0, -1)
+    return segments, parents, leaves
 
 
 def _cut(tokenizer: PreTrainedTokenizerBase, text: str, keep: int) -> str:
@@ -88,22 +117,10 @@ def _fit(tokenizer: PreTrainedTokenizerBase, prompts: JudgePrompts, prompt: str,
 
 
 def encode_ratings(tokenizer: PreTrainedTokenizerBase, sample_id: str, messages: list[dict], limit: int,
-                   share_prefix: bool = True, prompts: JudgePrompts | None = None) -> RatingInput:
-    """The six rating prompts of a sample, tokenised with the chat template, each at most `limit` tokens.
-
-    `prompts`: the rating prompts (`judge.prompts`); None takes the packaged ones. With `share_prefix=False` the
-    prefix is a single token and each suffix is nearly the whole prompt (the six-separate-sequences baseline, kept
-    for benchmarks).
-    """
+                   prompts: JudgePrompts | None = None) -> RatingInput:
+    """The six rating prompts of a sample as a token tree, tokenised with the chat template, each at most `limit`
+    tokens. `prompts`: the rating prompts (`judge.prompts`); None takes the packaged ones."""
     prompts = prompts or load_judge_prompts()
     rows, truncated = _fit(tokenizer, prompts, prompt_text(messages), response_text(messages), limit)
-    if not share_prefix:
-        return RatingInput(sample_id, rows[0][:1], [row[1:] for row in rows], truncated)
-    shared = min(_common_prefix_length(rows), min(len(row) for row in rows) - 1)  # each suffix keeps a token
-    after = tuple(prompts.sees_response(aspect) for aspect in ASPECTS)
-    branched = [row for row, sees in zip(rows, after, strict=True) if sees]
-    if all(after) or not branched:
-        return RatingInput(sample_id, rows[0][:shared], [row[shared:] for row in rows], truncated)
-    split = min(_common_prefix_length(branched), min(len(row) for row in branched) - 1)
-    suffixes = [row[split:] if sees else row[shared:] for row, sees in zip(rows, after, strict=True)]
-    return RatingInput(sample_id, rows[0][:shared], suffixes, truncated, branched[0][shared:split], after)
+    segments, parents, leaves = token_tree(rows)
+    return RatingInput(sample_id, segments, parents, leaves, truncated)

@@ -1,12 +1,10 @@
-"""A local model as judge: shared prefixes computed once, then the six rating questions from the cached prefix.
+"""A local model as judge: each sample's six rating prompts run as one token tree, the shared instructions once.
 
 The tokens every prompt starts with (the chat template and the instructions) are run once per call and their KV
-cache is copied into each batch. Per batch: one forward pass over the right-padded rest of each sample's prefix
-extends that cache, a second one over the branch (the response block, when the prompt questions see the prompt
-alone), and the cache is then repeated six times (one row per question), the branch masked out of the prompt
-questions' rows; one pass over the six suffixes of every sample gives the reply distribution (`logits` mode) or
-starts a greedy reply continued from the same cache (`generate` mode). Padding holes are masked and position ids
-are explicit, so each row sees exactly its own unpadded prompt.
+cache is put ahead of every row of a batch. Each row then holds one sample's tree (`middo.signals.judge_tree`):
+the prompt block, the response block and the questions, each run of tokens that several prompts share once. One
+forward pass over the rows gives the reply distribution at the end of every prompt (`logits` mode), or starts a
+greedy reply per prompt, continued from that pass's cache with the tokens off its path masked (`generate` mode).
 """
 
 from __future__ import annotations
@@ -20,14 +18,17 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from middo.model.batching import budget_batches, pad_right
+from middo.errors import ConfigError
+from middo.model.batching import budget_batches
 from middo.model.encode import ensure_chat_template
 from middo.model.forward import body_and_head, context_length
 from middo.signals.judge_encode import RatingInput, encode_ratings
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
 from middo.signals.judge_prompts import ASPECTS, JudgePrompts
+from middo.signals.judge_tree import lay_out
 
 N = len(ASPECTS)
+TREE_ATTENTION = ("sdpa", "eager")  # the attention kernels that take a tree's 4D mask
 
 
 @dataclass
@@ -53,10 +54,10 @@ class Shared:
 @torch.inference_mode()
 def shared_prefix(model: PreTrainedModel, encoded: list[RatingInput]) -> Shared:
     """Run the longest token prefix common to all samples once (each sample keeps at least one own token)."""
-    first = encoded[0].prefix
-    length = min(len(row.prefix) for row in encoded) - 1
+    first = encoded[0].segments[0]
+    length = min(len(row.segments[0]) for row in encoded) - 1  # each row keeps a token of its root
     for row in encoded[1:]:
-        length = next((i for i in range(length) if row.prefix[i] != first[i]), length)
+        length = next((i for i in range(length) if row.segments[0][i] != first[i]), length)
     if length < 1:
         return Shared(0, None)
     body, _ = body_and_head(model)
@@ -64,69 +65,31 @@ def shared_prefix(model: PreTrainedModel, encoded: list[RatingInput]) -> Shared:
     return Shared(length, body(input_ids=ids, use_cache=True).cache)
 
 
-def _prefix_cache(body, batch: list[RatingInput], pad_id: int, device, shared: Shared):
-    """KV cache of each sample's prefix and branch, repeated once per question, with each question row's mask (the
-    branch hidden from the questions that continue the prefix) and the length of its context."""
-    own = [row.prefix[shared.length :] for row in batch]
-    ids = pad_right(own, pad_id).to(device)
-    mask = pad_right([[1] * len(row) for row in own], 0).to(device)
-    positions = shared.length + torch.arange(ids.shape[1], device=device).expand_as(ids)
+def _tree_pass(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, shared: Shared, extra: list[int],
+               keep_cache: bool):
+    """Last hidden states [B, L, d] of the batch's trees, their layout, and the KV cache (when `keep_cache`)."""
+    body, _ = body_and_head(model)
+    parameter = next(model.parameters())
+    layout = lay_out(batch, shared.length, pad_id, extra, parameter.dtype, parameter.device)
     cache = None
     if shared.cache is not None:
         cache = copy.deepcopy(shared.cache)
         cache.batch_repeat_interleave(len(batch))
-        mask = torch.cat([torch.ones(len(batch), shared.length, dtype=mask.dtype, device=device), mask], dim=1)
-    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                 use_cache=True).cache
-    prefix_lengths = torch.tensor([len(row.prefix) for row in batch], device=device)
-    lengths = prefix_lengths.repeat_interleave(N)
-    if any(row.branch for row in batch):
-        cache, mask, lengths = _branch_cache(body, batch, pad_id, device, cache, mask, prefix_lengths)
-    else:
-        cache.batch_repeat_interleave(N)
-        mask = mask.repeat_interleave(N, dim=0)
-    return cache, mask, lengths
-
-
-def _branch_cache(body, batch: list[RatingInput], pad_id: int, device, cache, prefix_mask, prefix_lengths):
-    """Extend the prefix cache with each sample's branch; per question row, the mask and context length."""
-    branches = [row.branch for row in batch]
-    ids = pad_right(branches, pad_id).to(device)
-    branch_mask = pad_right([[1] * len(branch) for branch in branches], 0).to(device)
-    mask = torch.cat([prefix_mask, branch_mask], dim=1)
-    positions = prefix_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
-    cache = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).cache
-    cache.batch_repeat_interleave(N)
-    after = torch.tensor([row.after_branch for row in batch], device=device).view(-1)  # [B * N]
-    mask = mask.repeat_interleave(N, dim=0)
-    mask[~after, prefix_mask.shape[1] :] = 0
-    branch_lengths = torch.tensor([len(branch) for branch in branches], device=device).repeat_interleave(N)
-    return cache, mask, prefix_lengths.repeat_interleave(N) + branch_lengths * after
-
-
-def _suffix_pass(body, cache, context_mask, context_lengths, rows: list[list[int]], pad_id: int, device):
-    """Last hidden states [R, S, d] of the suffix rows run on the cache, and the attention mask so far."""
-    ids = pad_right(rows, pad_id).to(device)
-    mask = torch.cat([context_mask, pad_right([[1] * len(row) for row in rows], 0).to(device)], dim=1)
-    positions = context_lengths[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
-    out = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-    return out.last_hidden_state, mask
+    out = body(input_ids=layout.ids, attention_mask=layout.mask, position_ids=layout.positions, cache=cache,
+               use_cache=keep_cache)
+    return out.last_hidden_state, layout, out.cache if keep_cache else None
 
 
 @torch.inference_mode()
 def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, tokens: ScoreTokens,
                       shared: Shared):
     """(expected scores [B, 6], score mass [B, 6]) for a batch of samples."""
-    body, head = body_and_head(model)
-    device = next(model.parameters()).device
-    cache, context_mask, context_lengths = _prefix_cache(body, batch, pad_id, device, shared)
     extra = [tokens.digits[1]] if tokens.two_step else []  # logits after a `1` come from the same pass
-    rows = [suffix + extra for row in batch for suffix in row.suffixes]
-    hidden, _ = _suffix_pass(body, cache, context_mask, context_lengths, rows, pad_id, device)
-    index = torch.arange(len(rows), device=device)
-    last = torch.tensor([len(row) - 1 - len(extra) for row in rows], device=device)
-    first = head(hidden[index, last]).float()
-    second = head(hidden[index, last + 1]).float() if extra else None
+    hidden, layout, _ = _tree_pass(model, batch, pad_id, shared, extra, keep_cache=False)
+    _, head = body_and_head(model)
+    rows = torch.arange(len(batch), device=hidden.device)[:, None]
+    first = head(hidden[rows, layout.ends].flatten(0, 1)).float()
+    second = head(hidden[rows, layout.extras].flatten(0, 1)).float() if extra else None
     scores, mass = expected_scores(first, second, tokens)
     return scores.view(len(batch), N).numpy(), mass.view(len(batch), N).numpy()
 
@@ -134,17 +97,18 @@ def rate_batch_logits(model: PreTrainedModel, batch: list[RatingInput], pad_id: 
 @torch.inference_mode()
 def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id: int, stop_ids: set[int],
                         max_new_tokens: int, shared: Shared) -> list[list[list[int]]]:
-    """Greedy reply token ids [B][6] (without the stop token), decoded from the shared cache."""
+    """Greedy reply token ids [B][6] (without the stop token), decoded from the tree pass's cache."""
+    hidden, layout, cache = _tree_pass(model, batch, pad_id, shared, [], keep_cache=True)
     body, head = body_and_head(model)
-    device = next(model.parameters()).device
-    cache, context_mask, context_lengths = _prefix_cache(body, batch, pad_id, device, shared)
-    rows = [suffix for row in batch for suffix in row.suffixes]
-    hidden, mask = _suffix_pass(body, cache, context_mask, context_lengths, rows, pad_id, device)
-    lengths = torch.tensor([len(row) for row in rows], device=device)
-    index = torch.arange(len(rows), device=device)
-    step_hidden = hidden[index, lengths - 1]
-    replies: list[list[int]] = [[] for _ in rows]
-    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    device = hidden.device
+    rows = torch.arange(len(batch), device=device)[:, None]
+    step_hidden = hidden[rows, layout.ends].flatten(0, 1)  # [B * 6, d]: one reply per prompt
+    cache.batch_repeat_interleave(N)
+    shared_mask = torch.ones(len(batch) * N, shared.length, dtype=torch.long, device=device)
+    mask = torch.cat([shared_mask, layout.on_path.flatten(0, 1).long()], dim=1)  # each reply sees its own prompt
+    depths = layout.depths.flatten()
+    replies: list[list[int]] = [[] for _ in range(len(batch) * N)]
+    done = torch.zeros(len(replies), dtype=torch.bool, device=device)
     stops = torch.tensor(sorted(stop_ids), device=device)
     for step in range(max_new_tokens):
         next_ids = head(step_hidden).argmax(dim=-1)
@@ -153,12 +117,11 @@ def rate_batch_generate(model: PreTrainedModel, batch: list[RatingInput], pad_id
             replies[row_index].append(int(next_ids[row_index]))
         if bool(done.all()) or step == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=device)], dim=1)
-        positions = (context_lengths + lengths + step)[:, None]
-        out = body(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, cache=cache,
-                   use_cache=True)
+        mask = torch.cat([mask, torch.ones(len(replies), 1, dtype=mask.dtype, device=device)], dim=1)
+        out = body(input_ids=next_ids[:, None], attention_mask=mask, position_ids=(depths + step)[:, None],
+                   cache=cache, use_cache=True)
         step_hidden = out.last_hidden_state[:, -1]
-    return [replies[start : start + N] for start in range(0, len(rows), N)]
+    return [replies[start : start + N] for start in range(0, len(replies), N)]
 
 
 def _stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
@@ -171,16 +134,20 @@ def _stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set
 
 def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict],
                token_budget: int, generate: bool, max_new_tokens: int = 8, max_length: int | None = None,
-               chat_template: str | None = None, share_prefix: bool = True, progress: bool = True,
+               chat_template: str | None = None, progress: bool = True,
                prompts: JudgePrompts | None = None) -> LocalRatings:
     """Six ratings per sample (dicts with `id`, `messages`) by the local model, batched by length under a budget.
 
     `prompts`: the rating prompts (`judge.prompts`); None takes the packaged ones."""
     ensure_chat_template(tokenizer, chat_template)
+    attention = model.config._attn_implementation
+    if attention not in TREE_ATTENTION:
+        raise ConfigError(f"the local judge runs each sample's prompts as a tree with a 4D attention mask, which "
+                          f"{attention!r} attention does not take; load the judge model with one of {TREE_ATTENTION}")
     tokens = None if generate else score_tokens(tokenizer)
     room = max_new_tokens if generate else 1
     limit = context_length(model, max_length) - room
-    encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, share_prefix, prompts) for s in samples]
+    encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, prompts) for s in samples]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     shared = shared_prefix(model, encoded) if encoded else Shared(0, None)
     costs = [row.cost() - shared.length + (N * room) for row in encoded]
