@@ -13,6 +13,7 @@ from middo.data.schema import response_text
 from middo.errors import ConfigError
 from middo.model.config import ModelConfig
 from middo.model.load import load_model
+from middo.signals import judge_local
 from middo.signals.config import JudgeConfig
 from middo.signals.judge import Judge, judge_samples
 from middo.signals.judge_encode import encode_ratings
@@ -47,7 +48,7 @@ def _full_prompt_ids(tokenizer, prompts, sample) -> list[list[int]]:
 
 
 @pytest.mark.parametrize("sees_response", [False, True])
-def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_response):
+def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_response, monkeypatch):
     model, tokenizer = load_model(tiny_model_dir, device="cpu")
     prompts = load_judge_prompts(prompt_sees_response=sees_response)
     samples = make_samples(7)
@@ -77,6 +78,10 @@ def test_shared_prefix_pass_equals_six_full_sequences(tiny_model_dir, sees_respo
         np.testing.assert_allclose(result.scores, reference, atol=1e-5)
         # each sample's tree and one reply position per question, the instructions once
         assert result.tokens == shared + sum(e.cost() - shared + len(ASPECTS) for e in encoded)
+    monkeypatch.setattr(judge_local, "ENCODE_CHUNK", 3)  # samples tokenised 3 at a time: 3 chunks, as many calls
+    chunked = rate_local(model, tokenizer, samples, 300, generate=False, progress=False, prompts=prompts)
+    assert chunked.ids == [s["id"] for s in samples]
+    np.testing.assert_allclose(chunked.scores, reference, atol=1e-5)
 
 
 def test_long_samples_are_cut_to_fit_the_context(tiny_model_dir):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from middo.model import forward
 from middo.model.config import EmbedConfig
 from middo.model.encode import encode_chat
 from middo.model.forward import body_and_head, score_forward
@@ -90,3 +91,20 @@ def test_long_samples_are_truncated_from_the_left_and_counted(tiny):
     encoded = encode_chat(tokenizer, samples[7]["id"], samples[7]["messages"], limit)
     full = encode_chat(tokenizer, samples[7]["id"], samples[7]["messages"], 10_000)
     assert encoded.input_ids == full.input_ids[-limit:]  # cut from the left: the response is intact
+
+
+@pytest.mark.parametrize("pool", ["user", "raw"])
+def test_samples_tokenised_in_chunks_give_the_results_of_one_chunk(tiny, monkeypatch, pool):
+    model, tokenizer = tiny
+    samples = _samples(13)
+    pooling = EmbedConfig(pool=pool)
+    whole = score_forward(model, tokenizer, samples, token_budget=300, max_length=90, progress=False, pooling=pooling)
+    monkeypatch.setattr(forward, "ENCODE_CHUNK", 4)  # 4 chunks, the last of one sample
+    chunked = score_forward(model, tokenizer, samples, token_budget=300, max_length=90, progress=False,
+                            pooling=pooling)
+    assert chunked.ids == whole.ids == [s["id"] for s in samples]
+    np.testing.assert_allclose(chunked.loss, whole.loss, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(chunked.embeddings, whole.embeddings, atol=1e-5, rtol=0)
+    assert chunked.n_tokens.tolist() == whole.n_tokens.tolist()
+    assert chunked.truncated_mask.tolist() == whole.truncated_mask.tolist() and 0 < whole.truncated < 13
+    assert chunked.embed_fallbacks == whole.embed_fallbacks

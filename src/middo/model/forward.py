@@ -17,6 +17,10 @@ from middo.model.config import EmbedConfig
 from middo.model.encode import Encoded, encode_chat, ensure_chat_template
 
 LM_HEAD_CHUNK = 4096  # rows of hidden states sent through lm_head at once: bounds the [rows, vocab] logits
+ENCODE_CHUNK = 16_384
+"""Samples tokenised at a time. Their token lists (about 40 bytes a token in Python) are held while they run, so
+memory does not grow with the number of samples; sorting by length within this many pads about as little as
+sorting all of them."""
 
 
 @dataclass
@@ -108,13 +112,37 @@ def score_forward(
     """Mean assistant-token NLL per sample and (if `embed`) the prompt embedding over the tokens `pooling` names,
     from one pass (`pooling.pool: raw` takes the embeddings from a second pass over the user text alone).
 
-    Samples are sorted by length and batched under `token_budget` tokens (batch size x longest); results come
-    back in the input order. Samples longer than the context lose prompt tokens from the left (counted).
+    Samples are tokenised `ENCODE_CHUNK` at a time, sorted by length and batched under `token_budget` tokens
+    (batch size x longest); results come back in the input order. Samples longer than the context lose prompt
+    tokens from the left (counted).
     """
-    limit = context_length(model, max_length)
+    n = len(samples)
+    loss, n_tokens = np.full(n, np.nan, dtype=np.float64), np.zeros(n, dtype=np.int64)
+    truncated_mask = np.zeros(n, dtype=bool)
+    embeddings = np.zeros((n, model.config.hidden_size), dtype=np.float32) if embed else None
+    ids: list[str] = []
+    fallbacks = 0
+    chunks = range(0, n, ENCODE_CHUNK)
+    for number, start in enumerate(chunks, 1):
+        label = "forward" if len(chunks) == 1 else f"forward (chunk {number}/{len(chunks)})"
+        part = _score_chunk(model, tokenizer, samples[start : start + ENCODE_CHUNK], token_budget, embed,
+                            context_length(model, max_length), chat_template, progress, pooling, label)
+        end = start + len(part.ids)
+        ids += part.ids
+        loss[start:end], n_tokens[start:end], truncated_mask[start:end] = part.loss, part.n_tokens, part.truncated_mask
+        if embeddings is not None:
+            embeddings[start:end] = part.embeddings
+        fallbacks += part.embed_fallbacks
+    return ForwardResult(ids, loss, n_tokens, embeddings, int(truncated_mask.sum()), truncated_mask, fallbacks)
+
+
+def _score_chunk(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, samples: Sequence[dict],
+                 token_budget: int, embed: bool, limit: int, chat_template: str | None, progress: bool,
+                 pooling: EmbedConfig, label: str) -> ForwardResult:
+    """`score_forward` of samples tokenised together."""
     encoded = encode_samples(tokenizer, samples, limit, chat_template, pooling)
     in_pass = embed and pooling.pool != "raw"
-    loss, n_tokens, embeddings = _run(model, tokenizer, encoded, token_budget, in_pass, progress, "forward")
+    loss, n_tokens, embeddings = _run(model, tokenizer, encoded, token_budget, in_pass, progress, label)
     if embed and not in_pass:
         raw = raw_encodings(tokenizer, samples, limit, pooling.system)
         embeddings = _run(model, tokenizer, raw, token_budget, True, progress, "embed (raw text)")[2]

@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from middo.errors import ConfigError
 from middo.model.batching import budget_batches
 from middo.model.encode import ensure_chat_template
-from middo.model.forward import body_and_head, context_length
+from middo.model.forward import ENCODE_CHUNK, body_and_head, context_length
 from middo.signals.judge_encode import RatingInput, encode_ratings
 from middo.signals.judge_logits import ScoreTokens, expected_scores, score_tokens
 from middo.signals.judge_prompts import ASPECTS, JudgePrompts
@@ -136,7 +136,8 @@ def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sampl
                token_budget: int, generate: bool, max_new_tokens: int = 8, max_length: int | None = None,
                chat_template: str | None = None, progress: bool = True,
                prompts: JudgePrompts | None = None) -> LocalRatings:
-    """Six ratings per sample (dicts with `id`, `messages`) by the local model, batched by length under a budget.
+    """Six ratings per sample (dicts with `id`, `messages`) by the local model, batched by length under a budget,
+    `ENCODE_CHUNK` samples tokenised at a time.
 
     `prompts`: the rating prompts (`judge.prompts`); None takes the packaged ones."""
     ensure_chat_template(tokenizer, chat_template)
@@ -144,29 +145,53 @@ def rate_local(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sampl
     if attention not in TREE_ATTENTION:
         raise ConfigError(f"the local judge runs each sample's prompts as a tree with a 4D attention mask, which "
                           f"{attention!r} attention does not take; load the judge model with one of {TREE_ATTENTION}")
-    tokens = None if generate else score_tokens(tokenizer)
     room = max_new_tokens if generate else 1
     limit = context_length(model, max_length) - room
-    encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, prompts) for s in samples]
+    n = len(samples)
+    if generate:
+        out = LocalRatings([], None, None, [[""] * N for _ in range(n)], 0)
+        reader = _Reader(tokenizer, None, _stop_ids(model, tokenizer), max_new_tokens)
+    else:
+        out = LocalRatings([], np.full((n, N), np.nan), np.full((n, N), np.nan), None, 0)
+        reader = _Reader(tokenizer, score_tokens(tokenizer), set(), 1)
+    chunks = range(0, n, ENCODE_CHUNK)
+    for number, start in enumerate(chunks, 1):
+        chunk = samples[start : start + ENCODE_CHUNK]
+        encoded = [encode_ratings(tokenizer, s["id"], list(s["messages"]), limit, prompts) for s in chunk]
+        label = f"judge ({'generate' if generate else 'logits'})"
+        label += "" if len(chunks) == 1 else f" chunk {number}/{len(chunks)}"
+        _rate_chunk(model, encoded, start, out, reader, token_budget, label if progress else None)
+    return out
+
+
+@dataclass
+class _Reader:
+    """How replies are read: the tokenizer, the score tokens (`logits`) or the stop tokens and reply length."""
+
+    tokenizer: PreTrainedTokenizerBase
+    score: ScoreTokens | None
+    stop_ids: set[int]
+    room: int  # reply tokens per question
+
+
+def _rate_chunk(model: PreTrainedModel, encoded: list[RatingInput], start: int, out: LocalRatings, reader: _Reader,
+                token_budget: int, label: str | None) -> None:
+    """Rate the trees `encoded` (samples `start` on) into `out`: its ratings or replies, ids, cuts and tokens."""
+    tokenizer = reader.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     shared = shared_prefix(model, encoded) if encoded else Shared(0, None)
-    costs = [row.cost() - shared.length + (N * room) for row in encoded]
-    scores = mass = replies = None
-    if generate:
-        replies = [[""] * N for _ in encoded]
-        stop_ids = _stop_ids(model, tokenizer)
-    else:
-        scores, mass = np.full((len(encoded), N), np.nan), np.full((len(encoded), N), np.nan)
-    with tqdm(total=sum(costs), desc=f"judge ({'generate' if generate else 'logits'})", unit="tok",
-              disable=not progress) as bar:
+    costs = [row.cost() - shared.length + (N * reader.room) for row in encoded]
+    with tqdm(total=sum(costs), desc=label, unit="tok", disable=label is None) as bar:
         for batch in budget_batches(costs, token_budget):
             rows = [encoded[i] for i in batch]
-            if generate:
-                generated = rate_batch_generate(model, rows, pad_id, stop_ids, max_new_tokens, shared)
-                for index, reply_ids in zip(batch, generated, strict=True):
-                    replies[index] = [tokenizer.decode(ids, skip_special_tokens=False) for ids in reply_ids]
+            at = [start + i for i in batch]
+            if reader.score is None:
+                generated = rate_batch_generate(model, rows, pad_id, reader.stop_ids, reader.room, shared)
+                for index, reply_ids in zip(at, generated, strict=True):
+                    out.replies[index] = [tokenizer.decode(ids, skip_special_tokens=False) for ids in reply_ids]
             else:
-                scores[batch], mass[batch] = rate_batch_logits(model, rows, pad_id, tokens, shared)
+                out.scores[at], out.mass[at] = rate_batch_logits(model, rows, pad_id, reader.score, shared)
             bar.update(sum(costs[i] for i in batch))
-    return LocalRatings([row.id for row in encoded], scores, mass, replies, sum(row.truncated for row in encoded),
-                        shared.length + sum(costs))
+    out.ids += [row.id for row in encoded]
+    out.truncated += sum(row.truncated for row in encoded)
+    out.tokens += shared.length + sum(costs)
