@@ -127,14 +127,16 @@ def ref_judge(model, tokenizer, samples):
 
 
 @torch.inference_mode()
-def floor_pass(model, tokenizer, samples, max_length=1024):
-    """One plain forward pass of the model body over every sample's tokens."""
+def floor_pass(model, tokenizer, samples, max_length=1024, budget=BUDGET):
+    """One plain forward pass of the model body over every sample's chat tokens (tokenising included,
+    length-sorted batches under `budget`); returns the tokens."""
     rows = [encode_chat(tokenizer, s["id"], s["messages"], max_length).input_ids for s in samples]
-    body = getattr(model, model.base_model_prefix)
-    for batch in budget_batches([len(r) for r in rows], BUDGET):
+    body, device = getattr(model, model.base_model_prefix), next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for batch in budget_batches([len(r) for r in rows], budget):
         chunk = [rows[i] for i in batch]
-        attention = pad_right([[1] * len(r) for r in chunk], 0)
-        body(input_ids=pad_right(chunk, tokenizer.pad_token_id), attention_mask=attention)
+        attention = pad_right([[1] * len(r) for r in chunk], 0).to(device)
+        body(input_ids=pad_right(chunk, pad_id).to(device), attention_mask=attention)
     return sum(map(len, rows))
 
 

